@@ -1,0 +1,194 @@
+"""Settings from the environment, validated up front, with every secret masked.
+
+A setting that is missing or malformed raises :class:`ConfigurationError` naming the
+variable and what it should look like, at start-up rather than on the first webhook.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+
+from .exceptions import ConfigurationError
+from .signature import DEFAULT_TOLERANCE
+from .storage import DEFAULT_STORAGE_URL, redact_url
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "SeatPolicy", "Secret", "Settings"]
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+SeatPolicy = Literal["multiply", "offering"]
+"""``multiply``: quantity N gives N times the offering's seats; ``offering``: as offered."""
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str``, logs or tracebacks.
+
+    Call :meth:`reveal` where the value is really needed.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _url_repr(url: str) -> str:
+    return repr(redact_url(url))
+
+
+@attrs.frozen
+class Settings:
+    """Everything :meth:`Provisioner.from_env` needs. ``repr()`` shows no secret."""
+
+    stripe_api_key: Secret
+    webhook_secrets: tuple[Secret, ...]
+    zentitle_api_url: str
+    zentitle_token_url: str
+    zentitle_tenant_id: str
+    zentitle_client_id: str
+    zentitle_client_secret: Secret
+    stripe_api_base: str | None = None
+    zentitle_webhook_public_key: str | None = attrs.field(default=None, repr=False)
+    zentitle_api_version: str = "2025-10-10"
+    storage_url: str = attrs.field(default=DEFAULT_STORAGE_URL, repr=_url_repr)
+    tolerance: float = DEFAULT_TOLERANCE
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    lease_seconds: float = 120.0
+    config_error_status: int = 422
+    lookup_key_fallback: bool = False
+    seat_policy: SeatPolicy = "multiply"
+    http_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the settings (``os.environ`` when ``environ`` is ``None``).
+
+        Required: ``STRIPE_API_KEY``, ``STRIPE_WEBHOOK_SECRET`` (comma-separated while
+        rotating), ``ZENTITLE_API_URL``, ``ZENTITLE_TOKEN_URL``, ``ZENTITLE_TENANT_ID``,
+        ``ZENTITLE_CLIENT_ID``, ``ZENTITLE_CLIENT_SECRET``. Optional: ``STRIPE_API_BASE``,
+        ``ZENTITLE_STRIPE_STORAGE``, ``ZENTITLE_WEBHOOK_PUBLIC_KEY``, ``ZENTITLE_API_VERSION``,
+        and the ``ZENTITLE_STRIPE_*`` tuning knobs listed in the docs.
+        """
+        env = os.environ if environ is None else environ
+        read = _Reader(env)
+        api_key = read.required("STRIPE_API_KEY")
+        if not api_key.startswith(("sk_", "rk_")):
+            raise ConfigurationError(
+                "STRIPE_API_KEY must be a secret or restricted key (sk_... or rk_...), "
+                "not a publishable key"
+            )
+        secrets = tuple(s.strip() for s in read.required("STRIPE_WEBHOOK_SECRET").split(","))
+        for index, secret in enumerate(secrets, 1):
+            if not secret.startswith("whsec_"):
+                raise ConfigurationError(
+                    f"STRIPE_WEBHOOK_SECRET entry {index} does not look like a webhook signing "
+                    "secret (whsec_...); copy it from the endpoint's page in the Stripe Dashboard"
+                )
+        config_error_status = read.integer("ZENTITLE_STRIPE_CONFIG_ERROR_STATUS", 422)
+        if config_error_status not in (200, 422):
+            raise ConfigurationError(
+                "ZENTITLE_STRIPE_CONFIG_ERROR_STATUS must be 422 (default) or 200"
+            )
+        seat_policy = env.get("ZENTITLE_STRIPE_SEAT_POLICY", "multiply").strip() or "multiply"
+        if seat_policy not in ("multiply", "offering"):
+            raise ConfigurationError(
+                "ZENTITLE_STRIPE_SEAT_POLICY must be 'multiply' (quantity x offering seats) "
+                "or 'offering' (the offering's seats as they are)"
+            )
+        storage_url = env.get("ZENTITLE_STRIPE_STORAGE", "").strip() or DEFAULT_STORAGE_URL
+        return cls(
+            stripe_api_key=Secret(api_key),
+            webhook_secrets=tuple(Secret(s) for s in secrets),
+            stripe_api_base=read.optional_url("STRIPE_API_BASE"),
+            zentitle_api_url=read.url("ZENTITLE_API_URL"),
+            zentitle_token_url=read.url("ZENTITLE_TOKEN_URL"),
+            zentitle_tenant_id=read.required("ZENTITLE_TENANT_ID"),
+            zentitle_client_id=read.required("ZENTITLE_CLIENT_ID"),
+            zentitle_client_secret=Secret(read.required("ZENTITLE_CLIENT_SECRET")),
+            zentitle_webhook_public_key=env.get("ZENTITLE_WEBHOOK_PUBLIC_KEY", "").strip() or None,
+            zentitle_api_version=env.get("ZENTITLE_API_VERSION", "").strip() or "2025-10-10",
+            storage_url=storage_url,
+            tolerance=read.number("ZENTITLE_STRIPE_TOLERANCE", DEFAULT_TOLERANCE),
+            max_body_bytes=read.integer("ZENTITLE_STRIPE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            lease_seconds=read.number("ZENTITLE_STRIPE_LEASE_SECONDS", 120.0),
+            config_error_status=config_error_status,
+            lookup_key_fallback=read.boolean("ZENTITLE_STRIPE_LOOKUP_KEY_FALLBACK", False),
+            seat_policy="offering" if seat_policy == "offering" else "multiply",
+            http_timeout=read.number("ZENTITLE_STRIPE_HTTP_TIMEOUT", 10.0),
+        )
+
+
+class _Reader:
+    """Typed reads of environment variables with errors that name the variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def required(self, name: str) -> str:
+        value = self.env.get(name, "").strip()
+        if not value:
+            raise ConfigurationError(f"{name} is not set; see the configuration docs")
+        return value
+
+    def url(self, name: str) -> str:
+        value = self.required(name)
+        if not value.startswith(("https://", "http://")):
+            raise ConfigurationError(f"{name} must be an http(s):// URL, got {value!r}")
+        return value.rstrip("/")
+
+    def optional_url(self, name: str) -> str | None:
+        return self.url(name) if self.env.get(name, "").strip() else None
+
+    def number(self, name: str, default: float) -> float:
+        text = self.env.get(name, "").strip()
+        if not text:
+            return default
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number, got {text!r}") from None
+        if value < 0:
+            raise ConfigurationError(f"{name} must not be negative, got {text!r}")
+        return value
+
+    def integer(self, name: str, default: int) -> int:
+        text = self.env.get(name, "").strip()
+        if not text:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a whole number, got {text!r}") from None
+        if value <= 0:
+            raise ConfigurationError(f"{name} must be positive, got {text!r}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        text = self.env.get(name, "").strip().lower()
+        if not text:
+            return default
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(f"{name} must be true or false, got {text!r}")

@@ -1,0 +1,293 @@
+"""Version-tolerant views of the Stripe events the library acts on.
+
+The payload shape follows the webhook endpoint's ``api_version``, fixed when the endpoint
+was created, so one deployment can receive either generation:
+
+- old shape (``2025-02-24.acacia`` and earlier): ``invoice.subscription``, line ``type``,
+  line ``price`` as a full Price *with* ``metadata``;
+- basil and later (``2025-03-31.basil`` ... ``endive``): ``invoice.parent.subscription_details``,
+  line ``parent.subscription_item_details``, line ``pricing.price_details.price`` as an *id*.
+
+The parsers read plain dicts (never ``StripeObject``) and look for whichever fields are
+present, so they do not need to know the version; :attr:`StripeEvent.api_version` is kept
+for the record. Missing and ``null`` fields are treated alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .exceptions import InvalidPayloadError
+
+__all__ = [
+    "Invoice",
+    "InvoiceLine",
+    "StripeEvent",
+    "Subscription",
+    "SubscriptionItem",
+    "parse_event",
+    "parse_invoice",
+    "parse_invoice_line",
+    "parse_subscription",
+]
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+@attrs.frozen
+class StripeEvent:
+    """The envelope of a verified Stripe event; ``object`` is ``data.object`` as a dict."""
+
+    id: str
+    type: str
+    created: int | None
+    api_version: str | None
+    livemode: bool
+    object: Mapping[str, Any] = attrs.field(repr=False)
+    thin: bool = False
+    """A ``v2.core.event`` notification: it carries a reference, not the object."""
+
+
+@attrs.frozen
+class InvoiceLine:
+    """One invoice line; price metadata is only inline in the old payload shape."""
+
+    id: str
+    price_id: str | None
+    product_id: str | None
+    quantity: int
+    period_start: int | None
+    period_end: int | None
+    subscription_id: str | None
+    subscription_item_id: str | None
+    is_subscription: bool
+    """The line bills a subscription item (not a one-off invoice item)."""
+    proration: bool
+    price_metadata: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    """``None`` when the payload does not carry the Price (basil and later)."""
+    price_lookup_key: str | None = None
+
+
+@attrs.frozen
+class Invoice:
+    """An ``invoice.paid`` object, reduced to what provisioning needs."""
+
+    id: str
+    customer_id: str | None
+    customer_email: str | None
+    customer_name: str | None
+    subscription_id: str | None
+    billing_reason: str | None
+    status: str | None
+    lines: tuple[InvoiceLine, ...]
+    lines_has_more: bool
+
+    @property
+    def is_subscription_invoice(self) -> bool:
+        """Whether the invoice bills a subscription (and so may grant a licence)."""
+        return self.subscription_id is not None
+
+    @property
+    def period_end(self) -> int | None:
+        """The latest service-period end over the subscription lines."""
+        ends = [line.period_end for line in self.lines if line.is_subscription and line.period_end]
+        return max(ends) if ends else None
+
+
+@attrs.frozen
+class SubscriptionItem:
+    """A subscription item; the Price (with metadata) is inline at every API version."""
+
+    id: str
+    price_id: str | None
+    product_id: str | None
+    quantity: int
+    price_metadata: Mapping[str, str] | None = attrs.field(default=None, repr=False)
+    price_lookup_key: str | None = None
+    current_period_end: int | None = None
+
+
+@attrs.frozen
+class Subscription:
+    """A Subscription object, as in ``customer.subscription.*`` events or the API."""
+
+    id: str
+    customer_id: str | None
+    status: str | None
+    metadata: Mapping[str, str]
+    items: tuple[SubscriptionItem, ...]
+    items_has_more: bool
+    ended_at: int | None
+    cancellation_reason: str | None
+
+
+def parse_event(payload: bytes | str) -> StripeEvent:
+    """Parse a verified body into a :class:`StripeEvent`, or explain what is wrong."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPayloadError(f"body is not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise InvalidPayloadError("body is not a JSON object, so it is not a Stripe event")
+    kind = data.get("object")
+    event_id = data.get("id")
+    event_type = data.get("type")
+    if kind not in ("event", "v2.core.event") or not isinstance(event_id, str):
+        raise InvalidPayloadError(
+            'body is not a Stripe event: expected an object with "object": "event" and an id'
+        )
+    if not isinstance(event_type, str) or not event_type:
+        raise InvalidPayloadError(f"event {event_id} has no type")
+    thin = kind == "v2.core.event"
+    obj: Any = _EMPTY
+    if not thin:
+        event_data = data.get("data")
+        obj = event_data.get("object") if isinstance(event_data, dict) else None
+        if not isinstance(obj, dict):
+            raise InvalidPayloadError(f"event {event_id} has no data.object")
+    created = data.get("created")
+    return StripeEvent(
+        id=event_id,
+        type=event_type,
+        created=created if isinstance(created, int) else None,
+        api_version=_str(data.get("api_version")),
+        livemode=data.get("livemode") is True,
+        object=obj,
+        thin=thin,
+    )
+
+
+def parse_invoice(obj: Mapping[str, Any]) -> Invoice:
+    """Read an Invoice in either payload generation."""
+    invoice_id = _require_id(obj, "invoice")
+    parent = _map(obj.get("parent"))
+    sub_details = _map(parent.get("subscription_details"))
+    subscription_id = _id(sub_details.get("subscription")) or _id(obj.get("subscription"))
+    lines_obj = _map(obj.get("lines"))
+    lines = tuple(parse_invoice_line(line) for line in _list(lines_obj.get("data")))
+    customer = obj.get("customer")
+    customer_map = _map(customer)
+    return Invoice(
+        id=invoice_id,
+        customer_id=_id(customer),
+        customer_email=_str(obj.get("customer_email")) or _str(customer_map.get("email")),
+        customer_name=_str(obj.get("customer_name")) or _str(customer_map.get("name")),
+        subscription_id=subscription_id,
+        billing_reason=_str(obj.get("billing_reason")),
+        status=_str(obj.get("status")),
+        lines=lines,
+        lines_has_more=lines_obj.get("has_more") is True,
+    )
+
+
+def parse_invoice_line(obj: Mapping[str, Any]) -> InvoiceLine:
+    """Read one invoice line in either payload generation."""
+    parent = _map(obj.get("parent"))
+    item_details = _map(parent.get("subscription_item_details"))
+    pricing = _map(obj.get("pricing"))
+    price_details = _map(pricing.get("price_details"))
+
+    # basil+: pricing.price_details.price is an id (a dict only if expanded);
+    # old shape: price is a full Price (or plan, for very old versions).
+    price_ref = price_details.get("price") or obj.get("price") or obj.get("plan")
+    price = _map(price_ref)
+    metadata = price.get("metadata") if price else None
+
+    if parent:
+        is_subscription = parent.get("type") == "subscription_item_details"
+    else:
+        is_subscription = obj.get("type") == "subscription"
+    period = _map(obj.get("period"))
+    quantity = obj.get("quantity")
+    return InvoiceLine(
+        id=_str(obj.get("id")) or "",
+        price_id=_id(price_ref),
+        product_id=_id(price_details.get("product")) or _id(price.get("product")),
+        quantity=quantity if isinstance(quantity, int) and quantity > 0 else 1,
+        period_start=_int(period.get("start")),
+        period_end=_int(period.get("end")),
+        subscription_id=_id(item_details.get("subscription")) or _id(obj.get("subscription")),
+        subscription_item_id=_id(item_details.get("subscription_item"))
+        or _id(obj.get("subscription_item")),
+        is_subscription=is_subscription,
+        proration=bool(item_details.get("proration") or obj.get("proration")),
+        price_metadata=_str_map(metadata) if isinstance(metadata, dict) else None,
+        price_lookup_key=_str(price.get("lookup_key")),
+    )
+
+
+def parse_subscription(obj: Mapping[str, Any]) -> Subscription:
+    """Read a Subscription (the same at every API version for what we use)."""
+    subscription_id = _require_id(obj, "subscription")
+    items_obj = _map(obj.get("items"))
+    items = []
+    for item in _list(items_obj.get("data")):
+        price = _map(item.get("price") or item.get("plan"))
+        metadata = price.get("metadata")
+        quantity = item.get("quantity")
+        items.append(
+            SubscriptionItem(
+                id=_str(item.get("id")) or "",
+                price_id=_id(item.get("price") or item.get("plan")),
+                product_id=_id(price.get("product")),
+                quantity=quantity if isinstance(quantity, int) and quantity > 0 else 1,
+                price_metadata=_str_map(metadata) if isinstance(metadata, dict) else None,
+                price_lookup_key=_str(price.get("lookup_key")),
+                current_period_end=_int(item.get("current_period_end"))
+                or _int(obj.get("current_period_end")),
+            )
+        )
+    details = _map(obj.get("cancellation_details"))
+    return Subscription(
+        id=subscription_id,
+        customer_id=_id(obj.get("customer")),
+        status=_str(obj.get("status")),
+        metadata=_str_map(obj.get("metadata")),
+        items=tuple(items),
+        items_has_more=items_obj.get("has_more") is True,
+        ended_at=_int(obj.get("ended_at")),
+        cancellation_reason=_str(details.get("reason")),
+    )
+
+
+# -- tolerant field readers: a wrong type reads as missing ---------------------------------
+
+
+def _require_id(obj: Mapping[str, Any], what: str) -> str:
+    value = obj.get("id")
+    if not isinstance(value, str) or not value:
+        raise InvalidPayloadError(f"the event's {what} object has no id")
+    return value
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else _EMPTY
+
+
+def _list(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _id(value: Any) -> str | None:
+    """An id given either as a string or as an expanded object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return _str(value)
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, str)}

@@ -1,0 +1,76 @@
+"""Pluggable storage: the :class:`Storage` protocol and the built-in backends.
+
+Pick one with a URL (``ZENTITLE_STRIPE_STORAGE``):
+
+- ``sqlite:///path/to/file.db`` (default ``sqlite:///zentitle_stripe.db``): stdlib, WAL,
+  safe across threads and processes on one machine;
+- ``memory://``: one process, nothing persisted (tests, demos);
+- ``postgresql://...``: several machines (extra ``postgres``).
+"""
+
+from __future__ import annotations
+
+from ..exceptions import ConfigurationError
+from ._base import (
+    Claim,
+    ClaimResult,
+    EventRecord,
+    EventStatus,
+    NewEvent,
+    Storage,
+    SubscriptionState,
+)
+from .memory import MemoryStorage
+
+__all__ = [
+    "DEFAULT_STORAGE_URL",
+    "Claim",
+    "ClaimResult",
+    "EventRecord",
+    "EventStatus",
+    "MemoryStorage",
+    "NewEvent",
+    "Storage",
+    "SubscriptionState",
+    "open_storage",
+    "redact_url",
+]
+
+DEFAULT_STORAGE_URL = "sqlite:///zentitle_stripe.db"
+
+
+def open_storage(url: str, *, setting: str = "ZENTITLE_STRIPE_STORAGE") -> Storage:
+    """Open the backend a storage URL names; a bad URL raises :class:`ConfigurationError`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError(
+            f"{setting} must be a URL such as sqlite:///zentitle_stripe.db, memory:// or "
+            f"postgresql://user@host/db; got {redact_url(url)!r}"
+        )
+    if scheme == "memory":
+        return MemoryStorage()
+    if scheme == "sqlite":
+        from .sqlite import SQLiteStorage
+
+        # sqlite:///relative.db -> "relative.db"; sqlite:////abs/path.db -> "/abs/path.db"
+        path = rest[1:] if rest.startswith("/") else rest
+        if not path:
+            raise ConfigurationError(f"{setting} names no SQLite file: use sqlite:///path.db")
+        return SQLiteStorage(path)
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresStorage
+
+        return PostgresStorage(url)
+    raise ConfigurationError(
+        f"{setting} has an unknown scheme {scheme!r}: use sqlite://, memory:// or postgresql://"
+    )
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL before it goes into a message or log."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if sep and at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url

@@ -1,0 +1,233 @@
+"""The storage contract: what a backend must do, and the records it keeps."""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+__all__ = [
+    "Claim",
+    "ClaimResult",
+    "EventRecord",
+    "EventStatus",
+    "NewEvent",
+    "Storage",
+    "SubscriptionState",
+]
+
+
+class EventStatus(str, enum.Enum):
+    """Where a recorded event stands."""
+
+    PROCESSING = "processing"
+    """A worker holds the claim (or held it and crashed: see the lease)."""
+    DONE = "done"
+    """Finished; a redelivery is a duplicate."""
+    FAILED = "failed"
+    """Finished with an error; a redelivery or ``replay`` processes it again."""
+
+
+class ClaimResult(str, enum.Enum):
+    """The answer to :meth:`Storage.claim_event`."""
+
+    CLAIMED = "claimed"
+    """The caller now owns the event and must call :meth:`Storage.finish_event`."""
+    DUPLICATE = "duplicate"
+    """The event is already done; do nothing."""
+    IN_PROGRESS = "in_progress"
+    """Another worker holds an unexpired claim; ask the sender to retry later."""
+
+
+@attrs.frozen
+class NewEvent:
+    """A verified event about to be recorded."""
+
+    event_id: str
+    source: str
+    """``"stripe"`` or ``"zentitle"``: ids are only unique per source."""
+    type: str
+    payload: bytes = attrs.field(repr=False)
+    """The raw body, exactly as verified, so ``replay`` can run it again."""
+    created: int | None = None
+    api_version: str | None = None
+
+
+@attrs.frozen
+class EventRecord:
+    """What storage knows about one event."""
+
+    event_id: str
+    source: str
+    type: str
+    status: EventStatus
+    attempts: int
+    payload: bytes = attrs.field(repr=False)
+    created: int | None = None
+    api_version: str | None = None
+    outcome: str | None = None
+    detail: str | None = None
+    last_error: str | None = None
+    received_at: float = 0.0
+    updated_at: float = 0.0
+    claimed_by: str | None = None
+    lease_expires: float | None = None
+
+
+@attrs.frozen
+class Claim:
+    """The result of a claim and the record as it stands after it."""
+
+    result: ClaimResult
+    record: EventRecord
+
+
+@attrs.frozen
+class SubscriptionState:
+    """What the library remembers about one Stripe subscription.
+
+    Remote systems are the truth; this is the index that lets a retry find its way
+    (which group was created, whether codes were written back, whether a cancellation
+    arrived before the first payment).
+    """
+
+    subscription_id: str
+    stripe_customer_id: str | None = None
+    zentitle_customer_id: str | None = None
+    group_id: str | None = None
+    activation_codes: tuple[str, ...] = ()
+    codes_written: bool = False
+    canceled: bool = False
+    paid_through: int | None = None
+    """The latest service-period end a paid invoice covered (unix seconds)."""
+    renewed_invoices: tuple[str, ...] = ()
+    """Invoice ids whose renewal was applied, newest last (bounded)."""
+
+    def to_json(self) -> str:
+        data = attrs.asdict(self)
+        data["activation_codes"] = list(self.activation_codes)
+        data["renewed_invoices"] = list(self.renewed_invoices)
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SubscriptionState:
+        data: dict[str, Any] = json.loads(text)
+        data["activation_codes"] = tuple(data.get("activation_codes") or ())
+        data["renewed_invoices"] = tuple(data.get("renewed_invoices") or ())
+        known = {field.name for field in attrs.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Where events, claims and subscription state live.
+
+    Every method is safe to call from several threads at once; backends meant for
+    several processes (SQLite, PostgreSQL) must be safe across processes too. Times are
+    unix seconds passed in by the caller, so tests control the clock. Backend failures
+    are raised as :class:`~zentitle_stripe.exceptions.StorageError`.
+    Prove a backend with :class:`zentitle_stripe.testing.StorageContract`.
+    """
+
+    def claim_event(
+        self,
+        event: NewEvent,
+        *,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        reclaim_done: bool = False,
+    ) -> Claim:
+        """Record ``event`` if it is new, and atomically decide who processes it.
+
+        - new: store it as ``PROCESSING`` owned by ``owner``, attempts 1 -> ``CLAIMED``;
+        - ``DONE``: ``DUPLICATE`` (unless ``reclaim_done``, used by replay -> ``CLAIMED``);
+        - ``PROCESSING`` with an unexpired lease: ``IN_PROGRESS``;
+        - ``FAILED``, or ``PROCESSING`` whose lease expired (a crashed worker): take it
+          over, attempts + 1 -> ``CLAIMED``.
+
+        The stored payload of an existing event is never overwritten.
+        """
+        ...
+
+    def finish_event(
+        self,
+        event_id: str,
+        source: str,
+        *,
+        owner: str,
+        status: EventStatus,
+        outcome: str,
+        detail: str,
+        error: str | None,
+        now: float,
+    ) -> bool:
+        """Mark a claimed event ``DONE`` or ``FAILED`` and release the claim.
+
+        Returns ``False`` (changing nothing) when ``owner`` no longer holds the claim,
+        because a successor took over an expired lease.
+        """
+        ...
+
+    def get_event(self, event_id: str, source: str = "stripe") -> EventRecord | None:
+        """The record of one event, or ``None``."""
+        ...
+
+    def list_events(
+        self,
+        *,
+        status: EventStatus | None = None,
+        source: str | None = None,
+        limit: int = 100,
+    ) -> list[EventRecord]:
+        """Recorded events, most recently received first, optionally filtered."""
+        ...
+
+    def get_subscription(self, subscription_id: str) -> SubscriptionState | None:
+        """The state of one subscription, or ``None`` if never seen."""
+        ...
+
+    def put_subscription(self, state: SubscriptionState) -> None:
+        """Insert or replace the state of ``state.subscription_id``."""
+        ...
+
+    def get_customer_link(self, stripe_customer_id: str) -> str | None:
+        """The Zentitle2 customer id linked to a Stripe customer, or ``None``."""
+        ...
+
+    def put_customer_link(self, stripe_customer_id: str, zentitle_customer_id: str) -> None:
+        """Link a Stripe customer to a Zentitle2 customer (insert or replace)."""
+        ...
+
+    def acquire_lock(self, name: str, *, owner: str, lease_seconds: float, now: float) -> bool:
+        """Take the named lock if it is free, expired, or already ``owner``'s.
+
+        Non-blocking: returns ``False`` when someone else holds an unexpired lease.
+        Used to serialise the remote calls of one subscription.
+        """
+        ...
+
+    def release_lock(self, name: str, *, owner: str) -> None:
+        """Release the named lock if ``owner`` holds it; otherwise do nothing."""
+        ...
+
+    def ping(self) -> None:
+        """Raise :class:`~zentitle_stripe.exceptions.StorageError` if unusable (health checks)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the object is not used afterwards."""
+        ...
+
+
+def decide_claim(record: EventRecord | None, *, now: float, reclaim_done: bool) -> ClaimResult:
+    """The claim rule shared by every backend, given the current record."""
+    if record is None:
+        return ClaimResult.CLAIMED
+    if record.status is EventStatus.DONE:
+        return ClaimResult.CLAIMED if reclaim_done else ClaimResult.DUPLICATE
+    if record.status is EventStatus.PROCESSING and (record.lease_expires or 0.0) > now:
+        return ClaimResult.IN_PROGRESS
+    return ClaimResult.CLAIMED

@@ -1,0 +1,262 @@
+"""The test suite every :class:`~zentitle_stripe.storage.Storage` backend must pass.
+
+Subclass it in a pytest module and say how to make a fresh, empty backend::
+
+    class TestMyStorage(StorageContract):
+        def make_storage(self) -> Storage:
+            return MyStorage(...)
+
+It needs no pytest import (pytest finds ``test_*`` methods and calls
+``setup_method``/``teardown_method``), so importing :mod:`zentitle_stripe.testing`
+never requires pytest.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ..storage import (
+    ClaimResult,
+    EventStatus,
+    NewEvent,
+    Storage,
+    SubscriptionState,
+)
+
+__all__ = ["StorageContract"]
+
+NOW = 1_800_000_000.0
+LEASE = 30.0
+
+
+def _event(
+    event_id: str = "evt_1", source: str = "stripe", payload: bytes = b'{"id":1}'
+) -> NewEvent:
+    return NewEvent(
+        event_id=event_id,
+        source=source,
+        type="invoice.paid",
+        payload=payload,
+        created=1_799_999_000,
+        api_version="2026-10-28.endive",
+    )
+
+
+class StorageContract:
+    """Behaviour the provisioner relies on; override :meth:`make_storage`."""
+
+    storage: Storage
+
+    def make_storage(self) -> Storage:
+        """Return a new, empty backend."""
+        raise NotImplementedError
+
+    def setup_method(self, method: object = None) -> None:
+        self.storage = self.make_storage()
+
+    def teardown_method(self, method: object = None) -> None:
+        self.storage.close()
+
+    def _finish(
+        self, event_id: str = "evt_1", owner: str = "w1", status: EventStatus = EventStatus.DONE
+    ) -> bool:
+        return self.storage.finish_event(
+            event_id,
+            "stripe",
+            owner=owner,
+            status=status,
+            outcome="provisioned" if status is EventStatus.DONE else "failed",
+            detail="detail text",
+            error=None if status is EventStatus.DONE else "boom",
+            now=NOW + 1,
+        )
+
+    # -- claims -------------------------------------------------------------------------
+
+    def test_new_event_is_recorded_and_claimed(self) -> None:
+        claim = self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
+        assert claim.result is ClaimResult.CLAIMED
+        record = self.storage.get_event("evt_1")
+        assert record is not None
+        assert record.status is EventStatus.PROCESSING
+        assert record.attempts == 1
+        assert record.claimed_by == "w1"
+        assert record.type == "invoice.paid"
+        assert record.created == 1_799_999_000
+        assert record.api_version == "2026-10-28.endive"
+        assert record.payload == b'{"id":1}'
+        assert record.received_at == NOW
+
+    def test_payload_bytes_survive_exactly(self) -> None:
+        raw = bytes(range(256)) + "é\u2028".encode()
+        self.storage.claim_event(_event(payload=raw), owner="w1", lease_seconds=LEASE, now=NOW)
+        record = self.storage.get_event("evt_1")
+        assert record is not None
+        assert record.payload == raw
+
+    def test_finished_event_is_a_duplicate(self) -> None:
+        self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
+        assert self._finish()
+        claim = self.storage.claim_event(_event(), owner="w2", lease_seconds=LEASE, now=NOW + 2)
+        assert claim.result is ClaimResult.DUPLICATE
+        assert claim.record.status is EventStatus.DONE
+        assert claim.record.outcome == "provisioned"
+        assert claim.record.detail == "detail text"
+        assert claim.record.attempts == 1
+
+    def test_event_held_by_another_worker_is_in_progress(self) -> None:
+        self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
+        claim = self.storage.claim_event(_event(), owner="w2", lease_seconds=LEASE, now=NOW + 5)
+        assert claim.result is ClaimResult.IN_PROGRESS
+        record = self.storage.get_event("evt_1")
+        assert record is not None
+        assert record.claimed_by == "w1"
+
+    def test_expired_lease_is_taken_over_and_old_owner_cannot_finish(self) -> None:
+        self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
+        later = NOW + LEASE + 1
+        claim = self.storage.claim_event(_event(), owner="w2", lease_seconds=LEASE, now=later)
+        assert claim.result is ClaimResult.CLAIMED
+        assert claim.record.attempts == 2
+        assert claim.record.claimed_by == "w2"
+        assert not self._finish(owner="w1")
+        assert self._finish(owner="w2")
+        record = self.storage.get_event("evt_1")
+        assert record is not None
+        assert record.status is EventStatus.DONE
+
+    def test_failed_event_is_claimed_again_with_its_error_kept_until_then(self) -> None:
+        self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
+        assert self._finish(status=EventStatus.FAILED)
+        failed = self.storage.get_event("evt_1")
+        assert failed is not None
+        assert failed.status is EventStatus.FAILED
+        assert failed.last_error == "boom"
+        assert failed.claimed_by is None
+        claim = self.storage.claim_event(_event(), owner="w2", lease_seconds=LEASE, now=NOW + 2)
+        assert claim.result is ClaimResult.CLAIMED
+        assert claim.record.attempts == 2
+
+    def test_reclaim_done_lets_replay_run_a_finished_event(self) -> None:
+        self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
+        self._finish()
+        claim = self.storage.claim_event(
+            _event(), owner="replay", lease_seconds=LEASE, now=NOW + 2, reclaim_done=True
+        )
+        assert claim.result is ClaimResult.CLAIMED
+        assert claim.record.attempts == 2
+
+    def test_redelivery_never_overwrites_the_stored_payload(self) -> None:
+        self.storage.claim_event(_event(payload=b"first"), owner="w1", lease_seconds=LEASE, now=NOW)
+        self._finish(status=EventStatus.FAILED)
+        self.storage.claim_event(_event(payload=b"second"), owner="w2", lease_seconds=1, now=NOW)
+        record = self.storage.get_event("evt_1")
+        assert record is not None
+        assert record.payload == b"first"
+
+    def test_finish_without_a_claim_changes_nothing(self) -> None:
+        assert not self._finish(event_id="evt_unknown")
+        self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
+        assert not self._finish(owner="intruder")
+        self._finish()
+        assert not self._finish()  # already finished
+
+    def test_same_id_from_two_sources_are_two_events(self) -> None:
+        self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
+        claim = self.storage.claim_event(
+            _event(source="zentitle"), owner="w1", lease_seconds=LEASE, now=NOW
+        )
+        assert claim.result is ClaimResult.CLAIMED
+        assert self.storage.get_event("evt_1", "zentitle") is not None
+        assert self.storage.get_event("evt_1", "other") is None
+
+    def test_only_one_of_many_concurrent_claims_wins(self) -> None:
+        barrier = threading.Barrier(8)
+
+        def claim(i: int) -> ClaimResult:
+            barrier.wait()
+            return self.storage.claim_event(
+                _event(), owner=f"w{i}", lease_seconds=LEASE, now=NOW
+            ).result
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(claim, range(8)))
+        assert results.count(ClaimResult.CLAIMED) == 1
+        assert results.count(ClaimResult.IN_PROGRESS) == 7
+
+    # -- listing ------------------------------------------------------------------------
+
+    def test_list_events_filters_orders_and_limits(self) -> None:
+        for i in range(5):
+            self.storage.claim_event(
+                _event(f"evt_{i}"), owner="w", lease_seconds=LEASE, now=NOW + i
+            )
+        self._finish("evt_1", owner="w", status=EventStatus.FAILED)
+        self._finish("evt_3", owner="w", status=EventStatus.FAILED)
+        self.storage.claim_event(
+            _event("evt_z", source="zentitle"), owner="w", lease_seconds=LEASE, now=NOW + 9
+        )
+        ids = [r.event_id for r in self.storage.list_events()]
+        assert ids == ["evt_z", "evt_4", "evt_3", "evt_2", "evt_1", "evt_0"]
+        failed = self.storage.list_events(status=EventStatus.FAILED)
+        assert [r.event_id for r in failed] == ["evt_3", "evt_1"]
+        assert [r.event_id for r in self.storage.list_events(limit=2)] == ["evt_z", "evt_4"]
+        assert [r.event_id for r in self.storage.list_events(source="zentitle")] == ["evt_z"]
+        assert self.storage.get_event("nope") is None
+
+    # -- subscriptions and customers -----------------------------------------------------
+
+    def test_subscription_state_round_trips_and_is_replaced(self) -> None:
+        assert self.storage.get_subscription("sub_1") is None
+        state = SubscriptionState(
+            subscription_id="sub_1",
+            stripe_customer_id="cus_1",
+            zentitle_customer_id="cust_1",
+            group_id="egr_1",
+            activation_codes=("AAAA-BBBB", "CCCC-DDDD"),
+            codes_written=True,
+            canceled=False,
+            paid_through=1_830_000_000,
+            renewed_invoices=("in_1", "in_2"),
+        )
+        self.storage.put_subscription(state)
+        assert self.storage.get_subscription("sub_1") == state
+        canceled = SubscriptionState(subscription_id="sub_1", canceled=True)
+        self.storage.put_subscription(canceled)
+        assert self.storage.get_subscription("sub_1") == canceled
+
+    def test_customer_links(self) -> None:
+        assert self.storage.get_customer_link("cus_1") is None
+        self.storage.put_customer_link("cus_1", "cust_a")
+        self.storage.put_customer_link("cus_2", "cust_b")
+        self.storage.put_customer_link("cus_1", "cust_c")
+        assert self.storage.get_customer_link("cus_1") == "cust_c"
+        assert self.storage.get_customer_link("cus_2") == "cust_b"
+
+    # -- locks ----------------------------------------------------------------------------
+
+    def test_lock_excludes_others_until_released_or_expired(self) -> None:
+        lock = "subscription:sub_1"
+        assert self.storage.acquire_lock(lock, owner="a", lease_seconds=10, now=NOW)
+        assert not self.storage.acquire_lock(lock, owner="b", lease_seconds=10, now=NOW + 1)
+        assert self.storage.acquire_lock(lock, owner="a", lease_seconds=10, now=NOW + 1)
+        self.storage.release_lock(lock, owner="b")  # not b's: no effect
+        assert not self.storage.acquire_lock(lock, owner="b", lease_seconds=10, now=NOW + 2)
+        self.storage.release_lock(lock, owner="a")
+        assert self.storage.acquire_lock(lock, owner="b", lease_seconds=10, now=NOW + 3)
+        assert self.storage.acquire_lock(lock, owner="c", lease_seconds=10, now=NOW + 14)
+        assert self.storage.acquire_lock("subscription:sub_2", owner="a", lease_seconds=10, now=NOW)
+
+    def test_only_one_of_many_concurrent_lockers_wins(self) -> None:
+        barrier = threading.Barrier(8)
+
+        def take(i: int) -> bool:
+            barrier.wait()
+            return self.storage.acquire_lock("l", owner=f"w{i}", lease_seconds=10, now=NOW)
+
+        with ThreadPoolExecutor(8) as pool:
+            assert sum(pool.map(take, range(8))) == 1
+
+    def test_ping(self) -> None:
+        self.storage.ping()

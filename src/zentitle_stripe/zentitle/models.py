@@ -1,0 +1,262 @@
+"""Typed, immutable views of the Zentitle2 Management API's JSON (API version 2025-10-10).
+
+Parsing is tolerant on purpose: the API omits nulls, older versions lack fields and new
+versions add some, so a missing key, ``null`` and an unusable value all become ``None``
+and unknown keys are ignored. Only ``id`` is required: an object without one cannot be
+acted on, so :meth:`from_json` raises :class:`ValueError` and the client reports an
+unexpected response body.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "Contact",
+    "Customer",
+    "Entitlement",
+    "EntitlementGroup",
+    "Interval",
+    "Offering",
+    "Plan",
+    "format_datetime",
+    "parse_datetime",
+]
+
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """An aware UTC datetime from ISO-8601 text, or ``None`` if absent or unparseable.
+
+    Accepts a ``Z`` suffix and .NET's 7-digit fractions, which Python 3.10 rejects; a
+    value without an offset is UTC, as the API documents.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = _FRACTION.sub(r"\1", value.strip(), count=1)
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def format_datetime(value: datetime) -> str:
+    """ISO-8601 in UTC with a ``Z`` suffix, the form the API returns; naive values are refused."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"datetime must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def _int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _id(data: Mapping[str, Any]) -> str:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    value = data.get("id")
+    if not isinstance(value, str) or not value:
+        raise ValueError("object has no 'id'")
+    return value
+
+
+def _objects(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]
+
+
+@attrs.frozen
+class Interval:
+    """A plan period such as one year: ``type`` is ``year``, ``month``, ``day``, ..."""
+
+    type: str
+    count: int | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> Interval | None:
+        if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
+            return None
+        return cls(type=data["type"], count=_int(data, "count"))
+
+
+@attrs.frozen
+class Plan:
+    """How an offering licenses: subscription or perpetual, when the term starts, its length."""
+
+    id: str
+    license_type: str | None = None
+    license_start_type: str | None = None
+    license_duration: Interval | None = None
+    plan_type: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            id=_id(data),
+            license_type=_str(data, "licenseType"),
+            license_start_type=_str(data, "licenseStartType"),
+            license_duration=Interval.from_json(data.get("licenseDuration")),
+            plan_type=_str(data, "planType"),
+        )
+
+
+@attrs.frozen
+class Offering:
+    """The orderable item; its ``sku`` is what a Stripe price maps to."""
+
+    id: str
+    sku: str | None = None
+    name: str | None = None
+    plan_id: str | None = None
+    seat_count: int | None = None
+    product_id: str | None = None
+    plan: Plan | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Offering:
+        plan = data.get("plan")
+        return cls(
+            id=_id(data),
+            sku=_str(data, "sku"),
+            name=_str(data, "name"),
+            plan_id=_str(data, "planId"),
+            seat_count=_int(data, "seatCount"),
+            product_id=_str(data, "productId"),
+            plan=Plan.from_json(plan) if isinstance(plan, Mapping) and plan.get("id") else None,
+        )
+
+
+@attrs.frozen
+class Customer:
+    """A Zentitle2 customer; ``account_ref_id`` is the caller's own key (e.g. ``cus_...``)."""
+
+    id: str
+    name: str | None = None
+    account_ref_id: str | None = None
+    status: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Customer:
+        return cls(
+            id=_id(data),
+            name=_str(data, "name"),
+            account_ref_id=_str(data, "accountRefId"),
+            status=_str(data, "status"),
+        )
+
+
+@attrs.frozen
+class Contact:
+    """A person of a customer; the only thing Zentitle2 can look up by email."""
+
+    id: str
+    customer_id: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Contact:
+        return cls(
+            id=_id(data),
+            customer_id=_str(data, "customerId"),
+            email=_str(data, "email"),
+            first_name=_str(data, "firstName"),
+            last_name=_str(data, "lastName"),
+        )
+
+
+@attrs.frozen
+class Entitlement:
+    """One licence; ``status`` is one of the API's strings (``active``, ``disabled``, ...).
+
+    ``grace_period_expiry`` and ``created`` go beyond the minimum the flows need: the
+    renewal rule depends on the grace period.
+    """
+
+    id: str
+    sku: str | None = None
+    offering_id: str | None = None
+    product_id: str | None = None
+    group_id: str | None = None
+    status: str | None = None
+    seat_count: int | None = None
+    expiry_date: datetime | None = None
+    activation_date: datetime | None = None
+    license_type: str | None = None
+    license_start_type: str | None = None
+    disabled_date: datetime | None = None
+    grace_period_expiry: datetime | None = None
+    created: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Entitlement:
+        return cls(
+            id=_id(data),
+            sku=_str(data, "sku"),
+            offering_id=_str(data, "offeringId"),
+            product_id=_str(data, "productId"),
+            group_id=_str(data, "entitlementGroupId"),
+            status=_str(data, "status"),
+            seat_count=_int(data, "seatCount"),
+            expiry_date=parse_datetime(data.get("expiryDate")),
+            activation_date=parse_datetime(data.get("activationDate")),
+            license_type=_str(data, "licenseType"),
+            license_start_type=_str(data, "licenseStartType"),
+            disabled_date=parse_datetime(data.get("disabledDate")),
+            grace_period_expiry=parse_datetime(data.get("gracePeriodExpiry")),
+            created=parse_datetime(data.get("created")),
+        )
+
+
+@attrs.frozen
+class EntitlementGroup:
+    """One order's entitlements and activation codes; ``order_ref_id`` is not unique."""
+
+    id: str
+    customer_id: str | None = None
+    order_ref_id: str | None = None
+    activation_codes: tuple[str, ...] = ()
+    entitlements: tuple[Entitlement, ...] = ()
+    created: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EntitlementGroup:
+        codes = data.get("activationCodes")
+        return cls(
+            id=_id(data),
+            customer_id=_str(data, "customerId"),
+            order_ref_id=_str(data, "orderRefId"),
+            activation_codes=tuple(c for c in codes if isinstance(c, str))
+            if isinstance(codes, list)
+            else (),
+            entitlements=tuple(Entitlement.from_json(e) for e in _objects(data, "entitlements")),
+            created=parse_datetime(data.get("created")),
+        )

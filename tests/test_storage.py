@@ -1,0 +1,126 @@
+"""Every built-in backend passes the same contract; SQLite also across processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from zentitle_stripe.exceptions import ConfigurationError, StorageError
+from zentitle_stripe.storage import (
+    ClaimResult,
+    MemoryStorage,
+    NewEvent,
+    Storage,
+    open_storage,
+    redact_url,
+)
+from zentitle_stripe.storage.sqlite import SQLiteStorage
+from zentitle_stripe.testing import StorageContract
+
+
+class TestMemoryStorage(StorageContract):
+    def make_storage(self) -> Storage:
+        return MemoryStorage()
+
+
+class TestSQLiteStorage(StorageContract):
+    def make_storage(self) -> Storage:
+        import tempfile
+
+        self._tmp = tempfile.TemporaryDirectory()
+        return SQLiteStorage(str(Path(self._tmp.name) / "events.db"))
+
+    def teardown_method(self, method: object = None) -> None:
+        super().teardown_method(method)
+        self._tmp.cleanup()
+
+
+def _claim_in_child(path: str, owner: str, queue: multiprocessing.Queue[str]) -> None:
+    storage = SQLiteStorage(path)
+    event = NewEvent(event_id="evt_shared", source="stripe", type="invoice.paid", payload=b"{}")
+    results = []
+    for _ in range(20):
+        results.append(
+            storage.claim_event(event, owner=owner, lease_seconds=60, now=1_000.0).result.value
+        )
+    storage.close()
+    queue.put(",".join(results))
+
+
+def test_sqlite_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    SQLiteStorage(path).close()  # schema first, so children race only on the claim
+    ctx = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[str] = ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_child, args=(path, f"p{i}", queue)) for i in range(4)]
+    for proc in procs:
+        proc.start()
+    outputs = [queue.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+    firsts = [out.split(",")[0] for out in outputs]
+    # The winner re-claims its own event as in-progress afterwards (it holds the lease).
+    claimed = sum(out.split(",").count(ClaimResult.CLAIMED.value) for out in outputs)
+    assert claimed == 1, outputs
+    assert firsts.count(ClaimResult.CLAIMED.value) == 1
+
+
+def test_sqlite_records_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "v.db"
+    SQLiteStorage(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("SELECT value FROM zs_meta WHERE key='schema_version'").fetchone()
+    assert version == ("1",)
+
+
+def test_sqlite_driver_errors_become_storage_errors(tmp_path: Path) -> None:
+    storage = SQLiteStorage(str(tmp_path / "e.db"))
+    with sqlite3.connect(tmp_path / "e.db") as conn:
+        conn.execute("DROP TABLE zs_events")
+    with pytest.raises(StorageError, match="could not read an event"):
+        storage.get_event("evt_1")
+    storage.close()
+
+
+def test_unopenable_sqlite_file_is_a_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="could not create the schema"):
+        SQLiteStorage(str(tmp_path / "missing-dir" / "x.db"))
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [("memory://", MemoryStorage), ("sqlite:///{tmp}/a.db", SQLiteStorage)],
+)
+def test_open_storage_picks_the_backend(url: str, kind: type, tmp_path: Path) -> None:
+    storage = open_storage(url.format(tmp=tmp_path))
+    assert isinstance(storage, kind)
+    storage.close()
+
+
+def test_open_storage_relative_sqlite_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    storage = open_storage("sqlite:///rel.db")
+    storage.close()
+    assert (tmp_path / "rel.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("zentitle.db", "must be a URL"),
+        ("redis://localhost", "unknown scheme 'redis'"),
+        ("sqlite://", "names no SQLite file"),
+    ],
+)
+def test_open_storage_rejects_bad_urls(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as info:
+        open_storage(url)
+    assert "ZENTITLE_STRIPE_STORAGE" in str(info.value)
+
+
+def test_redact_hides_the_password_of_a_storage_url() -> None:
+    assert redact_url("postgresql://app:hunter2@db:5432/x") == "postgresql://app:***@db:5432/x"
+    assert redact_url("postgresql://db/x") == "postgresql://db/x"
