@@ -66,7 +66,7 @@ def test_retrieve_price_and_cache(emulator: StripeEmulator, gateway: StripeGatew
         recurring_interval_count=1,
     )
     assert emulator.count("GET", f"/v1/prices/{price_id}") == 1
-    gateway.clear_price_cache()
+    gateway.clear_caches()
     gateway.retrieve_price(price_id)
     assert emulator.count("GET", "/v1/prices/") == 2
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -105,6 +105,13 @@ class Provisioning:
         self.lock_wait = lock_wait
         self.clock = clock
         self.sleep = sleep
+
+    def clear_caches(self) -> None:
+        """Forget cached Prices and offerings, so a replay after a set-up fix sees the fix."""
+        for client in (self.stripe, self.zentitle):
+            clear = getattr(client, "clear_caches", None)
+            if callable(clear):
+                clear()
 
     def process(self, event: StripeEvent, *, owner: str) -> Outcome:
         if event.type == "invoice.paid":
@@ -211,13 +218,12 @@ class Provisioning:
         for line in lines:
             if not line.is_subscription or line.price_id is None:
                 continue
-            metadata, lookup_key = line.price_metadata, line.price_lookup_key
-            if metadata is None:  # basil+ payloads carry only the Price id
+            sku = self._sku(line.price_metadata, line.price_lookup_key)
+            if sku is None:
+                # basil+ payloads carry only the Price id; an old-shape payload carries a
+                # snapshot, which a replay after fixing the Price must not trust.
                 price = self.stripe.retrieve_price(line.price_id)
-                metadata, lookup_key = price.metadata, price.lookup_key
-            sku = metadata.get(SKU_METADATA_KEY) or (
-                lookup_key if self.lookup_key_fallback else None
-            )
+                sku = self._sku(price.metadata, price.lookup_key)
             if sku:
                 licensed.append(_LicensedLine(sku, line.quantity, line.price_id))
             elif line.product_id:
@@ -232,6 +238,10 @@ class Provisioning:
                 "the Price, then replay this event"
             )
         return licensed
+
+    def _sku(self, metadata: Mapping[str, str] | None, lookup_key: str | None) -> str | None:
+        sku = (metadata or {}).get(SKU_METADATA_KEY)
+        return sku or (lookup_key if self.lookup_key_fallback else None) or None
 
     def _offering_seats(self, line: _LicensedLine) -> int | None:
         """Check the SKU exists in Zentitle2 (cached) and return the offering's seats."""

@@ -221,6 +221,21 @@ class Provisioner:
             event = parse_event(body)
         except WebhookRejected as exc:
             return self._rejected(STRIPE, exc, started)
+        return self._handle_stripe(event, body, started)
+
+    def handle_trusted_event(self, payload: bytes | str) -> WebhookResponse:
+        """Handle a Stripe event body that needs no signature: one fetched from Stripe's
+        own API over an authenticated call (``reconcile``), never one from a request.
+        """
+        started = time.perf_counter()
+        try:
+            body = self._check_size(payload)
+            event = parse_event(body)
+        except WebhookRejected as exc:
+            return self._rejected(STRIPE, exc, started)
+        return self._handle_stripe(event, body, started)
+
+    def _handle_stripe(self, event: StripeEvent, body: bytes, started: float) -> WebhookResponse:
         new = NewEvent(
             event_id=event.id,
             source=STRIPE,
@@ -238,6 +253,9 @@ class Provisioner:
         signature's timestamp would be too old by now).
         """
         started = time.perf_counter()
+        clear_caches = getattr(self.processor, "clear_caches", None)
+        if callable(clear_caches):  # a replay usually follows a fix of Prices or offerings
+            clear_caches()
         record = self.storage.get_event(event_id, source)
         if record is None:
             missing = EventNotFound(f"no recorded {source} event {event_id}")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 import httpx
@@ -25,12 +25,15 @@ from .events import InvoiceLine, Subscription, parse_invoice_line, parse_subscri
 from .exceptions import ConfigurationError, InvalidPayloadError, StripeAPIError
 
 __all__ = [
+    "Account",
     "Customer",
     "KeyMode",
     "Price",
     "Product",
     "StripeAPI",
     "StripeGateway",
+    "StripeOpsAPI",
+    "WebhookEndpoint",
     "key_mode",
 ]
 
@@ -124,6 +127,87 @@ class StripeAPI(Protocol):
 
     def update_customer_metadata(self, customer_id: str, metadata: Mapping[str, str]) -> None:
         """Merge keys into the Customer's metadata (``POST /v1/customers/{id}``)."""
+        ...
+
+
+@attrs.frozen
+class Account:
+    """The account a key belongs to (``GET /v1/account``): proof the key works."""
+
+    id: str
+    livemode: bool | None
+
+
+@attrs.frozen
+class WebhookEndpoint:
+    """A webhook endpoint; ``secret`` is only ever set in the response that created it."""
+
+    id: str
+    url: str
+    enabled_events: tuple[str, ...]
+    status: str | None
+    api_version: str | None
+    secret: str | None = attrs.field(default=None, repr=False)
+
+
+@runtime_checkable
+class StripeOpsAPI(Protocol):
+    """The extra Stripe calls of the operations commands (``doctor``, ``connect``,
+    ``reconcile``), kept apart from :class:`StripeAPI` so provisioning fakes stay small."""
+
+    @property
+    def mode(self) -> KeyMode:
+        """``test``/``live``/``unknown``, from the key prefix."""
+        ...
+
+    def retrieve_account(self) -> Account:
+        """The key's account (``GET /v1/account``): a cheap authenticated call."""
+        ...
+
+    def list_prices(self, *, active: bool = True, recurring: bool = True) -> Iterator[Price]:
+        """Prices, all pages (``GET /v1/prices?active=&type=recurring``)."""
+        ...
+
+    def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        """Every webhook endpoint of the account (``GET /v1/webhook_endpoints``)."""
+        ...
+
+    def create_webhook_endpoint(
+        self, url: str, enabled_events: Sequence[str], *, api_version: str | None = None
+    ) -> WebhookEndpoint:
+        """Create an endpoint (``POST /v1/webhook_endpoints``); the result has the secret."""
+        ...
+
+    def update_webhook_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        enabled_events: Sequence[str] | None = None,
+        disabled: bool | None = None,
+    ) -> WebhookEndpoint:
+        """Change an endpoint's events and/or status (``POST /v1/webhook_endpoints/{id}``)."""
+        ...
+
+    def list_events(
+        self, types: Sequence[str], *, created_gte: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Events as plain JSON, newest first, all pages (``GET /v1/events``)."""
+        ...
+
+    def list_subscriptions(self, *, status: str = "active") -> Iterator[Subscription]:
+        """Subscriptions with ``status`` (or ``all``), all pages (``GET /v1/subscriptions``)."""
+        ...
+
+    def retrieve_subscription(self, subscription_id: str) -> Subscription:
+        """Fetch a Subscription (``GET /v1/subscriptions/{id}``)."""
+        ...
+
+    def retrieve_product(self, product_id: str) -> Product:
+        """Fetch a Product (``GET /v1/products/{id}``)."""
+        ...
+
+    def retrieve_customer(self, customer_id: str) -> Customer:
+        """Fetch a Customer (``GET /v1/customers/{id}``)."""
         ...
 
 
@@ -236,7 +320,7 @@ class StripeGateway:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def clear_price_cache(self) -> None:
+    def clear_caches(self) -> None:
         """Forget cached Prices, e.g. after fixing a Price's metadata."""
         self._prices.clear()
 
@@ -300,6 +384,80 @@ class StripeGateway:
         """Merge metadata keys into a Customer (``POST /v1/customers/{id}``)."""
         with self._errors(f"updating the metadata of customer {customer_id}"):
             self._client.v1.customers.update(customer_id, params={"metadata": dict(metadata)})
+
+    # -- StripeOpsAPI (operations commands) -------------------------------------------------
+
+    def retrieve_account(self) -> Account:
+        """The key's account (``GET /v1/account``): proves the key works, changes nothing."""
+        with self._errors("retrieving the account"):
+            data = self._client.v1.accounts.retrieve_current().to_dict()
+            livemode = data.get("livemode")
+            return Account(
+                id=_require_id(data, "account"),
+                livemode=livemode if isinstance(livemode, bool) else None,
+            )
+
+    def list_prices(self, *, active: bool = True, recurring: bool = True) -> Iterator[Price]:
+        """Prices, 100 per page (``GET /v1/prices``); a generator, so progress can show."""
+        params: dict[str, Any] = {"limit": 100, "active": active}
+        if recurring:
+            params["type"] = "recurring"
+        with self._errors("listing prices"):
+            for item in self._client.v1.prices.list(params=params).auto_paging_iter():
+                yield _parse_price(item.to_dict())
+
+    def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        """Every webhook endpoint (``GET /v1/webhook_endpoints``, 100 per page)."""
+        with self._errors("listing webhook endpoints"):
+            page = self._client.v1.webhook_endpoints.list(params={"limit": 100})
+            return [_parse_endpoint(e.to_dict()) for e in page.auto_paging_iter()]
+
+    def create_webhook_endpoint(
+        self, url: str, enabled_events: Sequence[str], *, api_version: str | None = None
+    ) -> WebhookEndpoint:
+        """Create an endpoint (``POST /v1/webhook_endpoints``); the only time Stripe
+        returns its signing secret."""
+        params: dict[str, Any] = {"url": url, "enabled_events": list(enabled_events)}
+        if api_version:
+            params["api_version"] = api_version
+        with self._errors(f"creating the webhook endpoint for {url}"):
+            data = self._client.v1.webhook_endpoints.create(params=params).to_dict()
+            return _parse_endpoint(data)
+
+    def update_webhook_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        enabled_events: Sequence[str] | None = None,
+        disabled: bool | None = None,
+    ) -> WebhookEndpoint:
+        """Change an endpoint's events and/or status (``POST /v1/webhook_endpoints/{id}``)."""
+        params: dict[str, Any] = {}
+        if enabled_events is not None:
+            params["enabled_events"] = list(enabled_events)
+        if disabled is not None:
+            params["disabled"] = disabled
+        with self._errors(f"updating webhook endpoint {endpoint_id}"):
+            data = self._client.v1.webhook_endpoints.update(endpoint_id, params=params).to_dict()
+            return _parse_endpoint(data)
+
+    def list_events(
+        self, types: Sequence[str], *, created_gte: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Events of ``types`` as plain JSON, newest first, 100 per page (``GET /v1/events``)."""
+        params: dict[str, Any] = {"limit": 100, "types": list(types)}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        with self._errors("listing events"):
+            for event in self._client.v1.events.list(params=params).auto_paging_iter():
+                yield event.to_dict()
+
+    def list_subscriptions(self, *, status: str = "active") -> Iterator[Subscription]:
+        """Subscriptions with ``status`` (``all`` for every one), 100 per page."""
+        with self._errors("listing subscriptions"):
+            page = self._client.v1.subscriptions.list(params={"limit": 100, "status": status})
+            for item in page.auto_paging_iter():
+                yield parse_subscription(item.to_dict())
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -384,3 +542,17 @@ def _str_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
     return {str(k): v for k, v in value.items() if isinstance(v, str)}
+
+
+def _parse_endpoint(data: Mapping[str, Any]) -> WebhookEndpoint:
+    events = data.get("enabled_events")
+    return WebhookEndpoint(
+        id=_require_id(data, "webhook endpoint"),
+        url=str(data.get("url") or ""),
+        enabled_events=tuple(e for e in events if isinstance(e, str))
+        if isinstance(events, list)
+        else (),
+        status=_opt_str(data.get("status")),
+        api_version=_opt_str(data.get("api_version")),
+        secret=_opt_str(data.get("secret")),
+    )

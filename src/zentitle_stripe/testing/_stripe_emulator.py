@@ -143,6 +143,9 @@ class StripeEmulator:
                 ("GET", r"/v1/webhook_endpoints/([^/]+)", self._get_endpoint),
                 ("POST", r"/v1/webhook_endpoints/([^/]+)", self._update_endpoint),
                 ("DELETE", r"/v1/webhook_endpoints/([^/]+)", self._delete_endpoint),
+                ("GET", r"/v1/account()", self._get_account),
+                ("GET", r"/v1/prices()", self._list_prices),
+                ("GET", r"/v1/subscriptions()", self._list_subscriptions),
             ]
         ]
 
@@ -219,6 +222,11 @@ class StripeEmulator:
                 "name": name,
             }
             return customer_id
+
+    def archive_price(self, price_id: str) -> None:
+        """Make a Price inactive, as archiving it in the Dashboard does."""
+        with self._lock:
+            self._require(self._prices, price_id, "price")["active"] = False
 
     def delete_customer(self, customer_id: str) -> None:
         """Delete a Customer; Stripe then serves a ``{"deleted": true}`` stub for its id."""
@@ -666,6 +674,45 @@ class StripeEmulator:
         self._require(self._endpoints, endpoint_id, "webhook_endpoint", api=True)
         del self._endpoints[endpoint_id]
         return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
+
+    def _get_account(self, _: str, params: _JSON) -> _JSON:
+        return {
+            "id": "acct_emulator",
+            "object": "account",
+            "country": "US",
+            "default_currency": "usd",
+            "livemode": self.api_key.startswith(("sk_live_", "rk_live_")),
+        }
+
+    def _list_prices(self, _: str, params: _JSON) -> _JSON:
+        """``active`` and ``type`` filters, newest first, as Stripe lists them."""
+        active = params.get("active")
+        kind = params.get("type")
+        prices = [
+            price
+            for _, price in sorted(
+                enumerate(self._prices.values()), key=lambda p: (p[1]["created"], p[0]), reverse=True
+            )
+            if (active is None or str(price["active"]).lower() == str(active).lower())
+            and (kind is None or price["type"] == kind)
+        ]
+        return _paginate(copy.deepcopy(prices), params, "/v1/prices")
+
+    def _list_subscriptions(self, _: str, params: _JSON) -> _JSON:
+        """``status`` filter (default: all but canceled, as Stripe; ``all`` for every one)."""
+        status = params.get("status")
+        subscriptions = [
+            self._render_subscription(subscription)
+            for _, subscription in sorted(
+                enumerate(self._subscriptions.values()),
+                key=lambda p: (p[1]["created"], p[0]),
+                reverse=True,
+            )
+            if (status == "all")
+            or (status is None and subscription["status"] != "canceled")
+            or subscription["status"] == status
+        ]
+        return _paginate(subscriptions, params, "/v1/subscriptions")
 
     # -- rendering ------------------------------------------------------------------------
 

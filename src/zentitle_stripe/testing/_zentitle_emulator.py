@@ -393,6 +393,12 @@ class ZentitleEmulator:
         with self._lock:
             self._faults.append(_Fault(method.upper(), re.compile(path_regex), kind, times))
 
+    def clear_faults(self) -> None:
+        """Drop every pending injected fault and stop random failures."""
+        with self._lock:
+            self._faults.clear()
+            self._fail_rate = 0.0
+
     def fail_rate(
         self,
         rate: float,

@@ -545,6 +545,11 @@ class ZentitleClient:
         """Every offering with its plan, all pages (``GET /api/v1/offerings?expand=plan``)."""
         return self._get_all(_path("offerings"), Offering.from_json, {"expand": "plan"})
 
+    def clear_caches(self) -> None:
+        """Forget the cached offerings, so the next lookup lists them again."""
+        with self._offerings_lock:
+            self._offerings = None
+
     def find_offering(self, sku: str) -> Offering | None:
         """The offering whose SKU equals ``sku`` (exact, case-sensitive), or ``None``.
 

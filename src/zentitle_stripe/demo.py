@@ -1,0 +1,266 @@
+"""``zentitle-stripe demo``: the whole story offline, over real HTTP, in a few seconds.
+
+The Stripe and Zentitle2 emulators and the real server (:func:`~zentitle_stripe.server.
+create_app` under uvicorn) run on loopback; the provisioner is configured exactly as a
+user's would be, through environment-style settings (:meth:`Provisioner.from_env`), with
+SQLite in a temporary directory. Every webhook is signed and POSTed with httpx, and every
+step is checked against the emulators' state, so the demo doubles as a smoke test: its
+exit code is non-zero when any step did not end as expected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, TextIO
+
+import attrs
+import httpx
+
+from .provisioner import Provisioner
+from .zentitle_webhooks import EntitlementGroupCreated
+
+__all__ = ["StepResult", "run_demo"]
+
+SKUS = ("PRO-1Y", "CLOUD-ADDON-1Y")
+EMAIL = "ada@example.com"
+
+
+@attrs.define
+class StepResult:
+    """One line of the demo's table."""
+
+    name: str
+    status: int | None = None
+    outcome: str = "-"
+    ok: bool = False
+    detail: str = ""
+
+
+class _Demo:
+    """The story's state, shared by the steps."""
+
+    def __init__(self, out: TextIO) -> None:
+        from .testing import StripeEmulator, ZentitleEmulator
+
+        self.out = out
+        self.stripe = StripeEmulator()
+        self.zentitle = ZentitleEmulator()
+        self.sync_clocks()
+        self.emails: list[str] = []
+        self.http: httpx.Client
+        self.subscription_id = ""
+        self.first_paid: dict[str, Any] = {}
+        self.customer_id = ""
+        self.prices: list[str] = []
+        self.one_time_price = ""
+
+    def sync_clocks(self) -> None:
+        """Zentitle2's clock follows Stripe's (a renewal moves Stripe's a year on)."""
+        self.zentitle.now = datetime.fromtimestamp(self.stripe.now, timezone.utc)
+
+    def seed(self) -> None:
+        """Two Zentitle2 offerings, a Stripe price naming each, one customer."""
+        for sku in SKUS:
+            product = self.zentitle.add_product(f"Product {sku}")
+            plan = self.zentitle.add_plan(product, duration=("year", 1))
+            self.zentitle.add_offering(sku=sku, product_id=product, plan_id=plan)
+            stripe_product = self.stripe.create_product(f"Product {sku}")
+            self.prices.append(
+                self.stripe.create_price(stripe_product, metadata={"offering_sku": sku})
+            )
+        self.one_time_price = self.stripe.create_price(
+            self.stripe.create_product("Printed manual"), recurring=False
+        )
+        self.customer_id = self.stripe.create_customer(email=EMAIL, name="Ada Lovelace")
+
+    def environ(self, zentitle_url: str, stripe_url: str, storage_dir: str) -> dict[str, str]:
+        """The settings a user would put in the environment, pointing at the emulators."""
+        z = self.zentitle
+        return {
+            "STRIPE_API_KEY": self.stripe.api_key,
+            "STRIPE_WEBHOOK_SECRET": self.stripe.webhook_secret,
+            "STRIPE_API_BASE": stripe_url,
+            "ZENTITLE_API_URL": zentitle_url,
+            "ZENTITLE_TOKEN_URL": f"{zentitle_url}/realms/{z.tenant_id}/protocol/openid-connect/token",
+            "ZENTITLE_TENANT_ID": z.tenant_id,
+            "ZENTITLE_CLIENT_ID": z.client_id,
+            "ZENTITLE_CLIENT_SECRET": z.client_secret,
+            "ZENTITLE_WEBHOOK_PUBLIC_KEY": z.public_key_modulus,
+            "ZENTITLE_STRIPE_STORAGE": f"sqlite:///{storage_dir}/zentitle_stripe.db",
+        }
+
+    def post(self, event: Mapping[str, Any]) -> tuple[int, Mapping[str, Any]]:
+        """Sign ``event`` as Stripe does and POST it to the server."""
+        body, header = self.stripe.sign(event)
+        response = self.http.post(
+            "/stripe/webhook",
+            content=body,
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        )
+        return response.status_code, response.json()
+
+    def entitlements(self) -> list[Any]:
+        return [
+            e
+            for group in self.zentitle.groups(order_ref_id=self.subscription_id)
+            for e in self.zentitle.entitlements(group.id)
+        ]
+
+    # -- the steps ----------------------------------------------------------------------
+
+    def buy(self, step: StepResult) -> None:
+        items = [(price, 1) for price in self.prices]
+        self.subscription_id, self.first_paid = self.stripe.create_subscription(
+            self.customer_id, items
+        )
+        self.sync_clocks()
+        step.status, body = self.post(self.first_paid)
+        step.outcome = body["outcome"]
+        groups = self.zentitle.groups(order_ref_id=self.subscription_id)
+        count = sum(len(self.zentitle.entitlements(g.id)) for g in groups)
+        metadata = self.stripe.subscription(self.subscription_id).get("metadata") or {}
+        codes = metadata.get("activation_codes")
+        step.ok = step.outcome == "provisioned" and len(groups) == 1 and count == 2 and bool(codes)
+        step.detail = f"{len(groups)} group, {count} entitlements; codes on subscription: {codes}"
+
+    def activation_email(self, step: StepResult) -> None:
+        responses = self.zentitle.deliver_webhooks(self.http)
+        if responses:
+            step.status = responses[0].status_code
+            step.outcome = responses[0].json().get("outcome", "-")
+        step.ok = len(responses) == 1 and step.outcome == "handled" and len(self.emails) == 1
+        step.detail = (
+            f"entitlement.group.created -> handler e-mailed {EMAIL} (shown above)"
+            if step.ok
+            else f"{len(responses)} webhook(s) delivered, {len(self.emails)} e-mail(s) sent"
+        )
+
+    def duplicate(self, step: StepResult) -> None:
+        step.status, body = self.post(self.first_paid)
+        step.outcome = body["outcome"]
+        groups = self.zentitle.groups(order_ref_id=self.subscription_id)
+        step.ok = step.outcome == "duplicate" and len(groups) == 1
+        step.detail = f"same event {self.first_paid['id']} again; still {len(groups)} group"
+
+    def renew(self, step: StepResult) -> None:
+        before = {e.id: e.expiry_date for e in self.entitlements()}
+        renewal = self.stripe.renew_subscription(self.subscription_id)
+        self.sync_clocks()
+        step.status, body = self.post(renewal)
+        step.outcome = body["outcome"]
+        after = {e.id: e.expiry_date for e in self.entitlements()}
+        moved = [
+            after[i] - before[i] for i in before if before[i] is not None and after[i] is not None
+        ]
+        one_year = all(timedelta(days=365) <= d <= timedelta(days=366) for d in moved)
+        step.ok = step.outcome == "renewed" and len(moved) == 2 and one_year
+        old, new = min(before.values(), key=str), min(after.values(), key=str)
+        step.detail = f"expiry {old:%Y-%m-%d} -> {new:%Y-%m-%d} on {len(moved)} entitlements"
+
+    def one_time(self, step: StepResult) -> None:
+        groups_before = len(self.zentitle.groups())
+        payment = self.stripe.one_time_payment(self.customer_id, self.one_time_price)
+        step.status, body = self.post(payment)
+        step.outcome = body["outcome"]
+        groups_after = len(self.zentitle.groups())
+        step.ok = step.outcome == "ignored" and groups_after == groups_before
+        step.detail = f"no subscription, no licence ({groups_after} group in Zentitle2)"
+
+    def cancel(self, step: StepResult) -> None:
+        step.status, body = self.post(self.stripe.cancel_subscription(self.subscription_id))
+        step.outcome = body["outcome"]
+        statuses = [e.status for e in self.entitlements()]
+        step.ok = step.outcome == "revoked" and statuses == ["disabled", "disabled"]
+        step.detail = f"entitlements now {', '.join(str(s) for s in statuses)}"
+
+
+def _marks(out: TextIO) -> tuple[str, str]:
+    """✓/✗ where the terminal can show them, ok/FAIL where it cannot."""
+    try:
+        "✓✗".encode(getattr(out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return "ok", "FAIL"
+    return "✓", "✗"
+
+
+def run_demo(out: TextIO | None = None) -> int:
+    """Play the story, print a table and a summary; 0 when every step ended as expected."""
+    from .server import create_app, serve_in_thread
+
+    stream = out if out is not None else sys.stdout
+    yes, no = _marks(stream)
+    demo = _Demo(stream)
+    demo.seed()
+
+    def write(line: str = "") -> None:
+        print(line, file=stream, flush=True)
+
+    steps: list[tuple[str, Callable[[StepResult], None]]] = [
+        ("1 buy 2 products, 1 subscription", demo.buy),
+        ("2 Zentitle2 webhook -> e-mail", demo.activation_email),
+        ("3 same webhook again", demo.duplicate),
+        ("4 renewal paid", demo.renew),
+        ("5 one-time payment", demo.one_time),
+        ("6 subscription cancelled", demo.cancel),
+    ]
+    results: list[StepResult] = []
+    with contextlib.ExitStack() as stack:
+        storage_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="zentitle-stripe-"))
+        zentitle_url = stack.enter_context(demo.zentitle.serve())
+        stripe_url = stack.enter_context(demo.stripe.serve())
+        provisioner = Provisioner.from_env(demo.environ(zentitle_url, stripe_url, storage_dir))
+        stack.callback(_close, provisioner)
+
+        @provisioner.on_zentitle("entitlement.group.created")
+        def send_activation_email(event: EntitlementGroupCreated) -> None:
+            details = provisioner.activation_details(event)
+            codes = ", ".join(details.activation_codes)
+            email = (
+                f"    To: {details.customer_name} <{details.email}>\n"
+                f"    Subject: Your licences are ready\n"
+                f"    Your activation code(s): {codes}"
+            )
+            demo.emails.append(email)
+            write(email)
+
+        base_url = stack.enter_context(serve_in_thread(create_app(provisioner)))
+        demo.http = stack.enter_context(httpx.Client(base_url=base_url, timeout=10.0))
+        demo.zentitle.add_webhook(f"{base_url}/zentitle/webhook", ["entitlement.group.created"])
+
+        write(f"zentitle-stripe demo: server {base_url}, emulated Stripe and Zentitle2 on loopback")
+        header = f"  {'step':<34} {'HTTP':>4}  {'outcome':<11} {'check':<5}  detail"
+        write(header)
+        write("  " + "-" * (len(header) + 30))
+        for name, play in steps:
+            result = StepResult(name)
+            try:
+                play(result)
+            except Exception as exc:  # a broken step is reported, the story goes on
+                result.ok = False
+                result.detail = f"error: {type(exc).__name__}: {exc}"
+            results.append(result)
+            status = str(result.status) if result.status is not None else "-"
+            mark = yes if result.ok else no
+            write(
+                f"  {result.name:<34} {status:>4}  {result.outcome:<11} {mark:<5}  {result.detail}"
+            )
+    passed = sum(r.ok for r in results)
+    write()
+    if passed == len(results):
+        write(f"{yes} all {len(results)} steps ended as expected: paid once, licensed once.")
+        return 0
+    failed = ", ".join(r.name.split(" ", 1)[0] for r in results if not r.ok)
+    write(f"{no} {passed} of {len(results)} steps ended as expected; failed: step {failed}")
+    return 1
+
+
+def _close(provisioner: Provisioner) -> None:
+    for client in (provisioner.zentitle, provisioner.stripe):
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()
+    provisioner.storage.close()

@@ -1,0 +1,95 @@
+"""The Django views; see :mod:`zentitle_stripe.django`."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from ..provisioner import Provisioner
+from ..responses import WebhookResponse
+
+__all__ = [
+    "get_provisioner",
+    "make_urlpatterns",
+    "set_provisioner",
+    "stripe_webhook",
+    "zentitle_webhook",
+]
+
+_lock = threading.Lock()
+_provisioner: Provisioner | None = None
+
+
+def set_provisioner(provisioner: Provisioner | None) -> None:
+    """Use ``provisioner`` from now on (``None``: build it from settings again on next use)."""
+    global _provisioner
+    with _lock:
+        _provisioner = provisioner
+
+
+def get_provisioner() -> Provisioner:
+    """The provisioner, built once (thread-safe) from ``settings.ZENTITLE_STRIPE`` or the
+    environment; a missing setting raises ``ConfigurationError`` naming it."""
+    global _provisioner
+    with _lock:
+        if _provisioner is None:
+            configured: Any = getattr(settings, "ZENTITLE_STRIPE", None)
+            environ = None if configured is None else {k: str(v) for k, v in configured.items()}
+            _provisioner = Provisioner.from_env(environ=environ)
+        return _provisioner
+
+
+def _read_body(request: HttpRequest, limit: int) -> bytes:
+    """The raw body, reading at most ``limit + 1`` bytes (see the Flask adapter)."""
+    declared = str(request.META.get("CONTENT_LENGTH") or "")
+    if declared.isdigit() and int(declared) > limit:
+        return bytes(limit + 1)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = request.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _render(response: WebhookResponse) -> HttpResponse:
+    return HttpResponse(response.body, status=response.status, headers=dict(response.headers))
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Stripe's webhook: raw body and ``Stripe-Signature`` go to ``handle_event``."""
+    provisioner = get_provisioner()
+    body = _read_body(request, provisioner.max_body_bytes)
+    signature = request.headers.get("Stripe-Signature")
+    return _render(provisioner.handle_event(body, signature))
+
+
+@csrf_exempt
+@require_POST
+def zentitle_webhook(request: HttpRequest) -> HttpResponse:
+    """Zentitle2's webhook: raw body and ``N-Signature`` go to ``handle_zentitle_event``."""
+    provisioner = get_provisioner()
+    body = _read_body(request, provisioner.max_body_bytes)
+    signature = request.headers.get("N-Signature")
+    return _render(provisioner.handle_zentitle_event(body, signature))
+
+
+def make_urlpatterns(
+    stripe_path: str = "stripe/webhook", zentitle_path: str = "zentitle/webhook"
+) -> list[URLPattern]:
+    """URL patterns for both views at paths of your choice (no leading slash, as Django)."""
+    return [
+        path(stripe_path, stripe_webhook, name="zentitle_stripe_stripe_webhook"),
+        path(zentitle_path, zentitle_webhook, name="zentitle_stripe_zentitle_webhook"),
+    ]

@@ -1,0 +1,217 @@
+"""The standalone server: a plain Starlette app run by uvicorn (the ``server`` extra).
+
+``zentitle-stripe serve`` builds it from the environment. Routes: ``POST /stripe/webhook``,
+``POST /zentitle/webhook`` and ``GET /healthz``. The blocking core runs in the threadpool so
+the event loop stays free; uvicorn's graceful shutdown lets in-flight webhooks finish on
+SIGTERM (a webhook cut half way would only be retried, but finishing it is cheaper).
+Starlette and uvicorn are imported only when used, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from .exceptions import MissingExtraError, ZentitleStripeError
+from .provisioner import Provisioner
+from .responses import WebhookResponse
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+__all__ = ["JsonLogFormatter", "configure_logging", "create_app", "run", "serve_in_thread"]
+
+LogFormat = Literal["json", "text"]
+
+#: ``extra`` fields the core attaches to its per-event log records, in output order.
+EVENT_FIELDS = ("source", "event_id", "event_type", "outcome", "status", "duration_ms", "detail")
+
+
+def _require_server_extra() -> None:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError("zentitle_stripe.server", "server") from exc
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, reading at most about ``limit + 1`` bytes; a declared length over the
+    limit is not read at all (the core answers 413 from any body over its limit)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return bytes(limit + 1)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)
+
+
+def create_app(
+    provisioner: Provisioner,
+    *,
+    stripe_path: str = "/stripe/webhook",
+    zentitle_path: str = "/zentitle/webhook",
+) -> Starlette:
+    """The ASGI app: both webhooks plus ``GET /healthz`` (storage ping, never a secret)."""
+    _require_server_extra()
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    def render(response: WebhookResponse) -> Response:
+        return Response(response.body, response.status, headers=dict(response.headers))
+
+    async def stripe_webhook(request: Request) -> Response:
+        body = await _read_body(request, provisioner.max_body_bytes)
+        signature = request.headers.get("stripe-signature")
+        return render(await run_in_threadpool(provisioner.handle_event, body, signature))
+
+    async def zentitle_webhook(request: Request) -> Response:
+        body = await _read_body(request, provisioner.max_body_bytes)
+        signature = request.headers.get("n-signature")
+        return render(await run_in_threadpool(provisioner.handle_zentitle_event, body, signature))
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(provisioner.storage.ping)
+        except Exception as exc:
+            # Our own errors carry safe, actionable messages; a driver's might not.
+            reason = str(exc) if isinstance(exc, ZentitleStripeError) else type(exc).__name__
+            return JSONResponse({"status": "unavailable", "reason": f"storage: {reason}"}, 503)
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route(stripe_path, stripe_webhook, methods=["POST"]),
+            Route(zentitle_path, zentitle_webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the event fields.
+
+    The event fields are the ``extra`` the core attaches (id, type, outcome, status,
+    duration); only those whitelisted names are copied, so nothing else leaks into logs.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in EVENT_FIELDS:
+            if field in record.__dict__:
+                entry[field] = record.__dict__[field]
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(log_format: LogFormat = "text", level: str = "info") -> None:
+    """Send the ``zentitle_stripe`` and uvicorn logs to stderr, as JSON lines or text."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("zentitle_stripe", "uvicorn", "uvicorn.access"):
+        target = logging.getLogger(name)
+        target.handlers = [handler]
+        target.setLevel(level.upper())
+        target.propagate = False
+
+
+def run(
+    provisioner: Provisioner,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_format: LogFormat = "text",
+    log_level: str = "info",
+    graceful_timeout: float = 30.0,
+    access_log: bool = True,
+) -> int:
+    """Serve until SIGTERM/SIGINT; in-flight requests get ``graceful_timeout`` seconds.
+
+    Returns 0 after a SIGTERM shutdown (a clean stop, as orchestrators expect).
+    """
+    _require_server_extra()
+    import uvicorn
+
+    configure_logging(log_format, log_level)
+    config = uvicorn.Config(
+        create_app(provisioner),
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="off",
+        timeout_graceful_shutdown=int(graceful_timeout),
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal it caught once it has shut down; with a no-op handler
+    # in place, SIGTERM ends in a normal return (exit code 0) instead of a kill.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        provisioner.storage.close()
+    return 0
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any, *, timeout: float = 10.0) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a free 127.0.0.1 port in a daemon thread (quiet logs);
+    yields the base URL. For the demo and tests."""
+    _require_server_extra()
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="zentitle-stripe-server", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the zentitle-stripe server did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
