@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import attrs
 import pytest
 
 from zentitle_stripe import OutcomeKind, WebhookResponse
 from zentitle_stripe.storage import EventStatus, MemoryStorage, SubscriptionState
 from zentitle_stripe.testing import NEW_API_VERSION, OLD_API_VERSION, EmulatedWorld
-
 
 
 def plus_year(moment: datetime | None) -> datetime:
@@ -273,8 +273,6 @@ def test_renewal_state_lost_is_still_not_applied_twice(world: EmulatedWorld) -> 
 
 
 def _fields(state: SubscriptionState) -> dict[str, Any]:
-    import attrs
-
     return attrs.asdict(state, recurse=False)
 
 
@@ -475,3 +473,37 @@ def test_group_created_webhook_reaches_the_handler_with_email_details(
     again = world.provisioner.handle_zentitle_event(webhook.body, webhook.headers["N-Signature"])
     assert kind(again) is OutcomeKind.DUPLICATE
     assert len(sent) == 1
+
+
+class PendingEntitlements:
+    """A Zentitle2 client whose groups list no entitlements for the first ``n`` reads,
+    as an eventually consistent API might right after creation."""
+
+    def __init__(self, inner: Any, n: int) -> None:
+        self.inner, self.remaining = inner, n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get_entitlement_group(self, group_id: str) -> Any:
+        group = self.inner.get_entitlement_group(group_id)
+        if self.remaining > 0:
+            self.remaining -= 1
+            return attrs.evolve(group, entitlements=())
+        return group
+
+
+def test_entitlements_not_listed_yet_is_503_and_the_retry_renews(world: EmulatedWorld) -> None:
+    subscription_id, paid = subscribe_two(world)
+    world.deliver(paid)
+    expiries = [e.expiry_date for e in world.entitlements(subscription_id)]
+    processor: Any = world.provisioner.processor
+    processor.zentitle = PendingEntitlements(processor.zentitle, n=1)
+    renewal = world.renew(subscription_id)
+    response = world.deliver(renewal)
+    assert response.status == 503
+    assert "lists no entitlements yet" in detail(response)
+    assert kind(world.deliver(renewal)) is OutcomeKind.RENEWED
+    assert [e.expiry_date for e in world.entitlements(subscription_id)] == [
+        plus_year(expiry) for expiry in expiries
+    ]

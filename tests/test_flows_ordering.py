@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def test_payment_and_cancellation_racing_end_with_no_active_licence(tmp_path: Pa
         cancelled = world.cancel(subscription_id)
         barrier = threading.Barrier(4)
 
-        def race(event: dict[str, Any]) -> None:
+        def race(event: dict[str, Any], barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             deliver_until_acknowledged(lambda: world.deliver(event))
 
@@ -126,7 +127,7 @@ def test_any_delivery_order_with_duplicates_ends_in_the_same_licence(
     copies = data.draw(
         st.lists(st.integers(min_value=1, max_value=2), min_size=len(events), max_size=len(events))
     )
-    deliveries = [event for event, n in zip(events, copies) for _ in range(n)]
+    deliveries = [event for event, n in zip(events, copies, strict=True) for _ in range(n)]
     order = data.draw(st.permutations(deliveries))
 
     clock = 0
@@ -134,7 +135,7 @@ def test_any_delivery_order_with_duplicates_ends_in_the_same_licence(
         # Time only moves forward: an event is delivered no earlier than it was created.
         clock = max(clock, int(event["created"]))
         world.zentitle_emulator.now = datetime.fromtimestamp(clock, timezone.utc)
-        deliver_until_acknowledged(lambda event=event: world.deliver(event))
+        deliver_until_acknowledged(partial(world.deliver, event))
 
     groups = world.groups(subscription_id)
     assert len(groups) <= 1

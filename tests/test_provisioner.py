@@ -443,3 +443,31 @@ def test_repr_shows_no_secret(provisioner: Provisioner) -> None:
 def test_no_secret_is_a_configuration_error(storage: MemoryStorage) -> None:
     with pytest.raises(ConfigurationError, match="STRIPE_WEBHOOK_SECRET"):
         Provisioner(webhook_secrets=[], storage=storage)
+
+
+def test_from_env_wires_clients_flows_and_storage(tmp_path: Any) -> None:
+    from zentitle_stripe.flows import Provisioning
+    from zentitle_stripe.storage.sqlite import SQLiteStorage
+
+    provisioner = Provisioner.from_env(
+        {
+            "STRIPE_API_KEY": "sk_test_fromenv",
+            "STRIPE_WEBHOOK_SECRET": "whsec_fromenv",
+            "ZENTITLE_API_URL": "https://acme.api.nalpeiron.io",
+            "ZENTITLE_TOKEN_URL": "https://acme.keycloak.example/realms/acme/protocol/openid-connect/token",
+            "ZENTITLE_TENANT_ID": "t_acme",
+            "ZENTITLE_CLIENT_ID": "client",
+            "ZENTITLE_CLIENT_SECRET": "zentitle-secret-value",
+            "ZENTITLE_STRIPE_STORAGE": f"sqlite:///{tmp_path}/licences.db",
+            "ZENTITLE_STRIPE_SEAT_POLICY": "offering",
+        }
+    )
+    assert isinstance(provisioner.storage, SQLiteStorage)
+    assert isinstance(provisioner.processor, Provisioning)
+    assert provisioner.processor.seat_policy == "offering"
+    assert provisioner.settings is not None
+    text = repr(provisioner) + repr(provisioner.settings) + repr(provisioner.zentitle)
+    text += repr(provisioner.stripe)
+    for secret in ("sk_test_fromenv", "whsec_fromenv", "zentitle-secret-value"):
+        assert secret not in text
+    provisioner.storage.close()

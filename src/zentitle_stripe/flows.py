@@ -337,8 +337,8 @@ class Provisioning:
         wanted = [line for line in lines if line.quantity > 1 and seats.get(line.sku)]
         if self.seat_policy != "multiply" or not wanted:
             return
-        entitlements = list(group.entitlements) or list(
-            self.zentitle.get_entitlement_group(group.id).entitlements
+        entitlements = list(
+            group.entitlements or self._group_with_entitlements(group.id).entitlements
         )
         for line in lines:
             entitlement = next((e for e in entitlements if e.sku == line.sku), None)
@@ -348,6 +348,17 @@ class Provisioning:
             base = seats.get(line.sku)
             if line.quantity > 1 and base and entitlement.seat_count != base * line.quantity:
                 self.zentitle.update_entitlement(entitlement.id, seat_count=base * line.quantity)
+
+    def _group_with_entitlements(self, group_id: str) -> EntitlementGroup:
+        """Read a group; no entitlements yet means Zentitle2 is still creating them."""
+        group = self.zentitle.get_entitlement_group(group_id)
+        if not group.entitlements:
+            raise TransientError(
+                f"entitlement group {group_id} lists no entitlements yet (Zentitle2 may still "
+                "be creating them); retry later",
+                retry_after=10,
+            )
+        return group
 
     def _write_codes(self, subscription_id: str, codes: Sequence[str]) -> None:
         value = ",".join(codes)
@@ -376,7 +387,7 @@ class Provisioning:
             return provisioned or Outcome.ignored(
                 f"invoice {invoice.id} has no subscription period to renew"
             )
-        group = self.zentitle.get_entitlement_group(state.group_id)
+        group = self._group_with_entitlements(state.group_id)
         renewed = []
         for entitlement in group.entitlements:
             if entitlement.status in _INACTIVE or entitlement.expiry_date is None:
@@ -444,7 +455,7 @@ class Provisioning:
 
     def _disable_group(self, state: SubscriptionState) -> int:
         assert state.group_id is not None
-        group = self.zentitle.get_entitlement_group(state.group_id)
+        group = self._group_with_entitlements(state.group_id)
         disabled = 0
         for entitlement in group.entitlements:
             if entitlement.status not in _INACTIVE:

@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import attrs
 import httpx
@@ -403,7 +403,7 @@ class StripeGateway:
         if recurring:
             params["type"] = "recurring"
         with self._errors("listing prices"):
-            for item in self._client.v1.prices.list(params=params).auto_paging_iter():
+            for item in self._client.v1.prices.list(params=_untyped(params)).auto_paging_iter():
                 yield _parse_price(item.to_dict())
 
     def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
@@ -421,7 +421,7 @@ class StripeGateway:
         if api_version:
             params["api_version"] = api_version
         with self._errors(f"creating the webhook endpoint for {url}"):
-            data = self._client.v1.webhook_endpoints.create(params=params).to_dict()
+            data = self._client.v1.webhook_endpoints.create(params=_untyped(params)).to_dict()
             return _parse_endpoint(data)
 
     def update_webhook_endpoint(
@@ -438,7 +438,9 @@ class StripeGateway:
         if disabled is not None:
             params["disabled"] = disabled
         with self._errors(f"updating webhook endpoint {endpoint_id}"):
-            data = self._client.v1.webhook_endpoints.update(endpoint_id, params=params).to_dict()
+            data = self._client.v1.webhook_endpoints.update(
+                endpoint_id, params=_untyped(params)
+            ).to_dict()
             return _parse_endpoint(data)
 
     def list_events(
@@ -449,7 +451,7 @@ class StripeGateway:
         if created_gte is not None:
             params["created"] = {"gte": created_gte}
         with self._errors("listing events"):
-            for event in self._client.v1.events.list(params=params).auto_paging_iter():
+            for event in self._client.v1.events.list(params=_untyped(params)).auto_paging_iter():
                 yield event.to_dict()
 
     def list_subscriptions(self, *, status: str = "active") -> Iterator[Subscription]:
@@ -542,6 +544,12 @@ def _str_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
     return {str(k): v for k, v in value.items() if isinstance(v, str)}
+
+
+def _untyped(params: dict[str, Any]) -> Any:
+    """stripe-python types ``api_version`` and event names as Literals of the versions it
+    knows; a pinned version or event newer than the installed SDK is still valid."""
+    return cast(Any, params)
 
 
 def _parse_endpoint(data: Mapping[str, Any]) -> WebhookEndpoint:
