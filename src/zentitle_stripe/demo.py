@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
@@ -23,7 +23,7 @@ import httpx
 from .provisioner import Provisioner
 from .zentitle_webhooks import EntitlementGroupCreated
 
-__all__ = ["StepResult", "run_demo"]
+__all__ = ["DemoStory", "StepResult", "run_demo"]
 
 SKUS = ("PRO-1Y", "CLOUD-ADDON-1Y")
 EMAIL = "ada@example.com"
@@ -40,13 +40,16 @@ class StepResult:
     detail: str = ""
 
 
-class _Demo:
-    """The story's state, shared by the steps."""
+class DemoStory:
+    """The emulators, their seed data and the steps' shared state.
 
-    def __init__(self, out: TextIO) -> None:
+    Public so tests (the docs examples' among them) can run an app against the same
+    served, seeded emulators with :meth:`served` and :meth:`first_subscription`.
+    """
+
+    def __init__(self) -> None:
         from .testing import StripeEmulator, ZentitleEmulator
 
-        self.out = out
         self.stripe = StripeEmulator()
         self.zentitle = ZentitleEmulator()
         self.sync_clocks()
@@ -76,6 +79,12 @@ class _Demo:
             self.stripe.create_product("Printed manual"), recurring=False
         )
         self.customer_id = self.stripe.create_customer(email=EMAIL, name="Ada Lovelace")
+
+    @contextlib.contextmanager
+    def served(self, storage_dir: str) -> Iterator[dict[str, str]]:
+        """Serve both emulators on loopback; yields the environment a user would set."""
+        with self.zentitle.serve() as zentitle_url, self.stripe.serve() as stripe_url:
+            yield self.environ(zentitle_url, stripe_url, storage_dir)
 
     def environ(self, zentitle_url: str, stripe_url: str, storage_dir: str) -> dict[str, str]:
         """The settings a user would put in the environment, pointing at the emulators."""
@@ -110,14 +119,19 @@ class _Demo:
             for e in self.zentitle.entitlements(group.id)
         ]
 
-    # -- the steps ----------------------------------------------------------------------
-
-    def buy(self, step: StepResult) -> None:
+    def first_subscription(self) -> tuple[str, dict[str, Any]]:
+        """The customer subscribes to both products; returns the id and ``invoice.paid``."""
         items = [(price, 1) for price in self.prices]
         self.subscription_id, self.first_paid = self.stripe.create_subscription(
             self.customer_id, items
         )
         self.sync_clocks()
+        return self.subscription_id, self.first_paid
+
+    # -- the steps ----------------------------------------------------------------------
+
+    def buy(self, step: StepResult) -> None:
+        self.first_subscription()
         step.status, body = self.post(self.first_paid)
         step.outcome = body["outcome"]
         groups = self.zentitle.groups(order_ref_id=self.subscription_id)
@@ -193,7 +207,7 @@ def run_demo(out: TextIO | None = None) -> int:
 
     stream = out if out is not None else sys.stdout
     yes, no = _marks(stream)
-    demo = _Demo(stream)
+    demo = DemoStory()
     demo.seed()
 
     def write(line: str = "") -> None:
@@ -210,9 +224,7 @@ def run_demo(out: TextIO | None = None) -> int:
     results: list[StepResult] = []
     with contextlib.ExitStack() as stack:
         storage_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="zentitle-stripe-"))
-        zentitle_url = stack.enter_context(demo.zentitle.serve())
-        stripe_url = stack.enter_context(demo.stripe.serve())
-        provisioner = Provisioner.from_env(demo.environ(zentitle_url, stripe_url, storage_dir))
+        provisioner = Provisioner.from_env(stack.enter_context(demo.served(storage_dir)))
         stack.callback(_close, provisioner)
 
         @provisioner.on_zentitle("entitlement.group.created")

@@ -81,9 +81,12 @@ class _NoProcessor:
         raise AssertionError("never called: event_types is empty")
 
 
+_HOST = socket.gethostname()
+
+
 def _new_owner() -> str:
     """A unique claim owner: host/pid/random, readable in ``events`` listings."""
-    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+    return f"{_HOST}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
 
 
 class Provisioner:
@@ -261,14 +264,7 @@ class Provisioner:
             missing = EventNotFound(f"no recorded {source} event {event_id}")
             outcome = Outcome(OutcomeKind.FAILED, str(missing))
             return WebhookResponse.build(status_for(missing), outcome, event_id=event_id)
-        new = NewEvent(
-            event_id=record.event_id,
-            source=record.source,
-            type=record.type,
-            payload=record.payload,
-            created=record.created,
-            api_version=record.api_version,
-        )
+        new = record.as_new_event()
         if source == ZENTITLE:
             zentitle_event = parse_zentitle_event(record.payload)
             return self._claim_and_run(

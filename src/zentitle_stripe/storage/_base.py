@@ -75,6 +75,17 @@ class EventRecord:
     claimed_by: str | None = None
     lease_expires: float | None = None
 
+    def as_new_event(self) -> NewEvent:
+        """The event as first received, to claim it again (``replay``)."""
+        return NewEvent(
+            event_id=self.event_id,
+            source=self.source,
+            type=self.type,
+            payload=self.payload,
+            created=self.created,
+            api_version=self.api_version,
+        )
+
 
 @attrs.frozen
 class Claim:

@@ -691,7 +691,9 @@ class StripeEmulator:
         prices = [
             price
             for _, price in sorted(
-                enumerate(self._prices.values()), key=lambda p: (p[1]["created"], p[0]), reverse=True
+                enumerate(self._prices.values()),
+                key=lambda p: (p[1]["created"], p[0]),
+                reverse=True,
             )
             if (active is None or str(price["active"]).lower() == str(active).lower())
             and (kind is None or price["type"] == kind)
