@@ -179,7 +179,7 @@ def test_oversized_body_answers_413_before_verification(
     )
     response = provisioner.handle_event(b"x" * 101, "t=1,v1=00")
     assert response.status == 413
-    assert "over the 100 byte limit" in body_of(response)["detail"]
+    assert "larger than the 100 byte limit" in body_of(response)["detail"]
     assert storage.list_events() == []
 
 

@@ -89,12 +89,13 @@ class DemoStory:
     def environ(self, zentitle_url: str, stripe_url: str, storage_dir: str) -> dict[str, str]:
         """The settings a user would put in the environment, pointing at the emulators."""
         z = self.zentitle
+        token_url = f"{zentitle_url}/realms/{z.tenant_id}/protocol/openid-connect/token"
         return {
             "STRIPE_API_KEY": self.stripe.api_key,
             "STRIPE_WEBHOOK_SECRET": self.stripe.webhook_secret,
             "STRIPE_API_BASE": stripe_url,
             "ZENTITLE_API_URL": zentitle_url,
-            "ZENTITLE_TOKEN_URL": f"{zentitle_url}/realms/{z.tenant_id}/protocol/openid-connect/token",
+            "ZENTITLE_TOKEN_URL": token_url,
             "ZENTITLE_TENANT_ID": z.tenant_id,
             "ZENTITLE_CLIENT_ID": z.client_id,
             "ZENTITLE_CLIENT_SECRET": z.client_secret,
@@ -203,8 +204,9 @@ def _marks(out: TextIO) -> tuple[str, str]:
 
 def run_demo(out: TextIO | None = None) -> int:
     """Play the story, print a table and a summary; 0 when every step ended as expected."""
-    from .server import create_app, serve_in_thread
+    from .server import _require_server_extra, create_app, serve_in_thread
 
+    _require_server_extra()
     stream = out if out is not None else sys.stdout
     yes, no = _marks(stream)
     demo = DemoStory()

@@ -17,29 +17,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by simulating a missing fastapi
     raise MissingExtraError("zentitle_stripe.fastapi", "fastapi") from exc
 
+from ._starlette import read_body, render
 from .provisioner import Provisioner
-from .responses import WebhookResponse
 
 __all__ = ["make_router"]
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, reading at most about ``limit + 1`` bytes (see the Flask adapter)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return bytes(limit + 1)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break
-    return b"".join(chunks)
-
-
-def _render(response: WebhookResponse) -> Response:
-    return Response(response.body, status_code=response.status, headers=dict(response.headers))
 
 
 def make_router(
@@ -53,14 +34,14 @@ def make_router(
 
     @router.post(stripe_path, include_in_schema=False)
     async def stripe_webhook(request: Request) -> Response:
-        body = await _read_body(request, provisioner.max_body_bytes)
+        body = await read_body(request, provisioner.max_body_bytes)
         signature = request.headers.get("stripe-signature")
-        return _render(await run_in_threadpool(provisioner.handle_event, body, signature))
+        return render(await run_in_threadpool(provisioner.handle_event, body, signature))
 
     @router.post(zentitle_path, include_in_schema=False)
     async def zentitle_webhook(request: Request) -> Response:
-        body = await _read_body(request, provisioner.max_body_bytes)
+        body = await read_body(request, provisioner.max_body_bytes)
         signature = request.headers.get("n-signature")
-        return _render(await run_in_threadpool(provisioner.handle_zentitle_event, body, signature))
+        return render(await run_in_threadpool(provisioner.handle_zentitle_event, body, signature))
 
     return router

@@ -25,13 +25,8 @@ __all__ = ["init_app", "make_blueprint"]
 
 
 def _read_body(limit: int) -> bytes:
-    """The raw body, reading at most ``limit + 1`` bytes so an oversized one costs nothing.
-
-    A declared ``Content-Length`` over the limit is not read at all: the core only needs
-    to see *a* body over its limit to answer 413 (and log it) the usual way.
-    """
-    if request.content_length is not None and request.content_length > limit:
-        return bytes(limit + 1)
+    """The raw body as received, but never more than ``limit + 1`` bytes: enough for the
+    core to answer 413, whatever the sender declared or streams."""
     stream: IO[bytes] = request.stream
     chunks: list[bytes] = []
     size = 0

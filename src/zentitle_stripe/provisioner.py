@@ -363,7 +363,7 @@ class Provisioner:
         body = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         if len(body) > self.max_body_bytes:
             raise PayloadTooLargeError(
-                f"body is {len(body)} bytes, over the {self.max_body_bytes} byte limit "
+                f"body is larger than the {self.max_body_bytes} byte limit "
                 "(ZENTITLE_STRIPE_MAX_BODY_BYTES)"
             )
         return body

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import signal
 import socket
 import sys
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .exceptions import MissingExtraError, ZentitleStripeError
 from .provisioner import Provisioner
-from .responses import WebhookResponse
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -45,22 +45,6 @@ def _require_server_extra() -> None:
         raise MissingExtraError("zentitle_stripe.server", "server") from exc
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, reading at most about ``limit + 1`` bytes; a declared length over the
-    limit is not read at all (the core answers 413 from any body over its limit)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return bytes(limit + 1)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break
-    return b"".join(chunks)
-
-
 def create_app(
     provisioner: Provisioner,
     *,
@@ -71,19 +55,18 @@ def create_app(
     _require_server_extra()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    def render(response: WebhookResponse) -> Response:
-        return Response(response.body, response.status, headers=dict(response.headers))
+    from ._starlette import read_body, render
 
     async def stripe_webhook(request: Request) -> Response:
-        body = await _read_body(request, provisioner.max_body_bytes)
+        body = await read_body(request, provisioner.max_body_bytes)
         signature = request.headers.get("stripe-signature")
         return render(await run_in_threadpool(provisioner.handle_event, body, signature))
 
     async def zentitle_webhook(request: Request) -> Response:
-        body = await _read_body(request, provisioner.max_body_bytes)
+        body = await read_body(request, provisioner.max_body_bytes)
         signature = request.headers.get("n-signature")
         return render(await run_in_threadpool(provisioner.handle_zentitle_event, body, signature))
 
@@ -168,7 +151,7 @@ def run(
         log_level=log_level,
         access_log=access_log,
         lifespan="off",
-        timeout_graceful_shutdown=int(graceful_timeout),
+        timeout_graceful_shutdown=math.ceil(graceful_timeout),
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal it caught once it has shut down; with a no-op handler

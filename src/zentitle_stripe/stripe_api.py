@@ -452,7 +452,8 @@ class StripeGateway:
             params["created"] = {"gte": created_gte}
         with self._errors("listing events"):
             for event in self._client.v1.events.list(params=_untyped(params)).auto_paging_iter():
-                yield event.to_dict()
+                # for_json: decimal fields come back as strings, as in a webhook body
+                yield event.to_dict(for_json=True)
 
     def list_subscriptions(self, *, status: str = "active") -> Iterator[Subscription]:
         """Subscriptions with ``status`` (``all`` for every one), 100 per page."""

@@ -22,7 +22,13 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by simulating a missing django
     raise MissingExtraError("zentitle_stripe.django", "django") from exc
 
-from .views import get_provisioner, make_urlpatterns, set_provisioner, stripe_webhook, zentitle_webhook
+from .views import (
+    get_provisioner,
+    make_urlpatterns,
+    set_provisioner,
+    stripe_webhook,
+    zentitle_webhook,
+)
 
 __all__ = [
     "get_provisioner",

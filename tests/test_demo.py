@@ -1,0 +1,45 @@
+"""``zentitle-stripe demo``: every step ends as expected, and a broken step fails the run."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("uvicorn")
+pytest.importorskip("starlette")
+
+from zentitle_stripe.cli import main
+from zentitle_stripe.testing import ZentitleEmulator
+
+STEPS = (
+    "1 buy 2 products, 1 subscription",
+    "2 Zentitle2 webhook -> e-mail",
+    "3 same webhook again",
+    "4 renewal paid",
+    "5 one-time payment",
+    "6 subscription cancelled",
+)
+
+
+def test_demo_plays_every_step(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    outcomes = ("provisioned", "handled", "duplicate", "renewed", "ignored", "revoked")
+    for step, outcome in zip(STEPS, outcomes, strict=True):
+        [line] = [line for line in lines if step in line]
+        assert f" 200  {outcome} " in line
+        assert "✓" in line
+    assert "To: Ada Lovelace <ada@example.com>" in out
+    assert "all 6 steps ended as expected" in out
+
+
+def test_a_failed_step_fails_the_demo(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Zentitle2 forgets the webhook registration: no activation e-mail goes out.
+    monkeypatch.setattr(ZentitleEmulator, "add_webhook", lambda self, uri, subscriptions: "wh_")
+    assert main(["demo"]) == 1
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if STEPS[1] in line]
+    assert "✗" in line
+    assert "5 of 6 steps ended as expected; failed: step 2" in out
