@@ -425,7 +425,7 @@ def test_zentitle_failures_answer_503_and_leave_state_a_retry_finishes(
 
 def test_garbled_zentitle_body_is_recorded_and_replayable(world: EmulatedWorld) -> None:
     subscription_id, paid = subscribe_two(world)
-    world.zentitle_emulator.inject_fault("GET", r"/entitlements/groups$", "bad_body")
+    world.zentitle_emulator.inject_fault("POST", r"/entitlements/groups$", "bad_body")
     response = world.deliver(paid)
     assert response.status in (422, 503)
     assert b"Traceback" not in response.body

@@ -186,37 +186,35 @@ def parse_invoice(obj: Mapping[str, Any]) -> Invoice:
 
 def parse_invoice_line(obj: Mapping[str, Any]) -> InvoiceLine:
     """Read one invoice line in either payload generation."""
-    parent = _map(obj.get("parent"))
+    get = obj.get
+    parent = _map(get("parent"))
     item_details = _map(parent.get("subscription_item_details"))
-    pricing = _map(obj.get("pricing"))
-    price_details = _map(pricing.get("price_details"))
+    price_details = _map(_map(get("pricing")).get("price_details"))
 
     # basil+: pricing.price_details.price is an id (a dict only if expanded);
     # old shape: price is a full Price (or plan, for very old versions).
-    price_ref = price_details.get("price") or obj.get("price") or obj.get("plan")
+    price_ref = price_details.get("price") or get("price") or get("plan")
     price = _map(price_ref)
-    metadata = price.get("metadata") if price else None
-
+    metadata = price.get("metadata")
     if parent:
         is_subscription = parent.get("type") == "subscription_item_details"
     else:
-        is_subscription = obj.get("type") == "subscription"
-    period = _map(obj.get("period"))
-    quantity = obj.get("quantity")
+        is_subscription = get("type") == "subscription"
+    period = _map(get("period"))
+    quantity = get("quantity")
     return InvoiceLine(
-        id=_str(obj.get("id")) or "",
-        price_id=_id(price_ref),
-        product_id=_id(price_details.get("product")) or _id(price.get("product")),
-        quantity=quantity if isinstance(quantity, int) and quantity > 0 else 1,
-        period_start=_int(period.get("start")),
-        period_end=_int(period.get("end")),
-        subscription_id=_id(item_details.get("subscription")) or _id(obj.get("subscription")),
-        subscription_item_id=_id(item_details.get("subscription_item"))
-        or _id(obj.get("subscription_item")),
-        is_subscription=is_subscription,
-        proration=bool(item_details.get("proration") or obj.get("proration")),
-        price_metadata=_str_map(metadata) if isinstance(metadata, dict) else None,
-        price_lookup_key=_str(price.get("lookup_key")),
+        _str(get("id")) or "",
+        _id(price_ref),
+        _id(price_details.get("product")) or _id(price.get("product")),
+        quantity if type(quantity) is int and quantity > 0 else 1,
+        _int(period.get("start")),
+        _int(period.get("end")),
+        _id(item_details.get("subscription")) or _id(get("subscription")),
+        _id(item_details.get("subscription_item")) or _id(get("subscription_item")),
+        is_subscription,
+        bool(item_details.get("proration") or get("proration")),
+        _str_map(metadata) if type(metadata) is dict else None,
+        _str(price.get("lookup_key")),
     )
 
 
@@ -265,7 +263,7 @@ def _require_id(obj: Mapping[str, Any], what: str) -> str:
 
 
 def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else _EMPTY
+    return value if type(value) is dict else _EMPTY
 
 
 def _list(value: Any) -> list[Mapping[str, Any]]:
@@ -273,18 +271,18 @@ def _list(value: Any) -> list[Mapping[str, Any]]:
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return value if type(value) is str and value else None
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if type(value) is int else None  # not bool, a subclass of int
 
 
 def _id(value: Any) -> str | None:
     """An id given either as a string or as an expanded object."""
-    if isinstance(value, dict):
+    if type(value) is dict:
         value = value.get("id")
-    return _str(value)
+    return value if type(value) is str and value else None
 
 
 def _str_map(value: Any) -> dict[str, str]:

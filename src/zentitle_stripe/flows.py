@@ -177,9 +177,13 @@ class Provisioning:
 
         created_group = False
         if state.group_id is None:
-            customer_id = state.zentitle_customer_id or self._zentitle_customer(invoice)
+            new_customer = False
+            customer_id = state.zentitle_customer_id
+            if customer_id is None:
+                customer_id, new_customer = self._zentitle_customer(invoice)
             state = attrs.evolve(state, zentitle_customer_id=customer_id)
-            group = self._find_group(subscription_id, customer_id)
+            # A customer created just now has no groups yet: skip the lookup.
+            group = None if new_customer else self._find_group(subscription_id, customer_id)
             if group is None:
                 group = self._create_group(lines, customer_id, subscription_id)
                 created_group = True
@@ -263,21 +267,25 @@ class Provisioning:
             "this event"
         )
 
-    def _zentitle_customer(self, invoice: Invoice) -> str:
-        """Find or create the Zentitle2 customer, best evidence first."""
+    def _zentitle_customer(self, invoice: Invoice) -> tuple[str, bool]:
+        """Find or create the Zentitle2 customer, best evidence first.
+
+        Returns its id and whether it was created by this call.
+        """
         stripe_customer_id = invoice.customer_id
         if stripe_customer_id is None:
             raise ProvisioningConfigError(f"invoice {invoice.id} names no Stripe customer")
         linked = self.storage.get_customer_link(stripe_customer_id)
         if linked:
-            return linked
+            return linked, False
         customer = self.stripe.retrieve_customer(stripe_customer_id)
         from_metadata = customer.metadata.get(CUSTOMER_METADATA_KEY)
         if from_metadata:
             self.storage.put_customer_link(stripe_customer_id, from_metadata)
-            return from_metadata
+            return from_metadata, False
         email = customer.email or invoice.customer_email
         zentitle_id = None
+        created = False
         if email:
             contacts = self.zentitle.search_contacts(email)
             matches = [c for c in contacts if (c.email or "").casefold() == email.casefold()]
@@ -287,6 +295,7 @@ class Provisioning:
             zentitle_id = self.zentitle.create_customer(
                 name=name[:255], account_ref_id=stripe_customer_id
             ).id
+            created = True
             # Link first: a crash after this point reuses the customer instead of adding one.
             self.storage.put_customer_link(stripe_customer_id, zentitle_id)
             if email:
@@ -296,7 +305,7 @@ class Provisioning:
         self.stripe.update_customer_metadata(
             stripe_customer_id, {CUSTOMER_METADATA_KEY: zentitle_id}
         )
-        return zentitle_id
+        return zentitle_id, created
 
     def _find_group(self, subscription_id: str, customer_id: str | None) -> EntitlementGroup | None:
         """The group an earlier, interrupted attempt created, if any (oldest wins)."""

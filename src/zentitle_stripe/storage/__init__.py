@@ -21,6 +21,7 @@ from ._base import (
     SubscriptionState,
 )
 from .memory import MemoryStorage
+from .sqlite import SQLiteStorage
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
@@ -30,6 +31,7 @@ __all__ = [
     "EventStatus",
     "MemoryStorage",
     "NewEvent",
+    "SQLiteStorage",
     "Storage",
     "SubscriptionState",
     "open_storage",
@@ -50,8 +52,6 @@ def open_storage(url: str, *, setting: str = "ZENTITLE_STRIPE_STORAGE") -> Stora
     if scheme == "memory":
         return MemoryStorage()
     if scheme == "sqlite":
-        from .sqlite import SQLiteStorage
-
         # sqlite:///relative.db -> "relative.db"; sqlite:////abs/path.db -> "/abs/path.db"
         path = rest[1:] if rest.startswith("/") else rest
         if not path:
