@@ -7,13 +7,12 @@ import importlib.util
 import json
 import sys
 import threading
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from conftest import EXAMPLES, ExampleEnv, make_world
 
 django = pytest.importorskip("django")
 
@@ -34,13 +33,10 @@ if not settings.configured:
 from django.test import Client, override_settings  # noqa: E402
 from django.urls import include, path  # noqa: E402
 
-from zentitle_stripe.demo import DemoStory  # noqa: E402
 from zentitle_stripe.django import get_provisioner, make_urlpatterns, set_provisioner  # noqa: E402
 from zentitle_stripe.exceptions import MissingExtraError  # noqa: E402
 from zentitle_stripe.testing import EmulatedWorld, sign_stripe_payload  # noqa: E402
 from zentitle_stripe.zentitle_webhooks import EntitlementGroupCreated  # noqa: E402
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 
 urlpatterns = [
     path("", include("zentitle_stripe.django.urls")),
@@ -51,46 +47,6 @@ TEST_SETTINGS: dict[str, Any] = {
     "ALLOWED_HOSTS": ["testserver"],
     "MIDDLEWARE": ["django.middleware.csrf.CsrfViewMiddleware"],
 }
-
-
-ExampleEnv = tuple[DemoStory, Callable[[Path], ModuleType]]
-
-
-@pytest.fixture
-def served_example_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ExampleEnv]:
-    """Seeded emulators served on loopback and the environment pointing at them, so a docs
-    example's ``Provisioner.from_env()`` works as it would for a user."""
-    story = DemoStory()
-    story.seed()
-    story.zentitle.add_webhook("http://app.invalid/zentitle/webhook", ["entitlement.group.created"])
-    loaded: list[ModuleType] = []
-
-    def load(path: Path) -> ModuleType:
-        spec = importlib.util.spec_from_file_location(f"example_{uuid.uuid4().hex}", path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        loaded.append(module)
-        return module
-
-    with story.served(str(tmp_path)) as environ:
-        for name, value in environ.items():
-            monkeypatch.setenv(name, value)
-        yield story, load
-        for module in loaded:
-            provisioner = getattr(module, "provisioner", None)
-            if provisioner is not None:
-                provisioner.zentitle.close()
-                provisioner.stripe.close()
-                provisioner.storage.close()
-
-
-def make_world(**options: Any) -> EmulatedWorld:
-    world = EmulatedWorld(**options)
-    world.offering("PRO-1Y")
-    world.offering("ADDON-1Y")
-    return world
 
 
 @pytest.fixture(autouse=True)

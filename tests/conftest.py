@@ -1,0 +1,59 @@
+"""Fixtures shared by the adapter, README and docs-example tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from zentitle_stripe.demo import DemoStory
+from zentitle_stripe.testing import EmulatedWorld
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+ExampleEnv = tuple[DemoStory, Callable[[Path], ModuleType]]
+
+
+@pytest.fixture
+def served_example_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ExampleEnv]:
+    """Seeded emulators served on loopback and the environment pointing at them, so an
+    example's ``Provisioner.from_env()`` works as it would for a user. Yields the story
+    and a loader that imports a file as a fresh module."""
+    pytest.importorskip("uvicorn", reason="serving the emulators needs the 'server' extra")
+    story = DemoStory()
+    story.seed()
+    story.zentitle.add_webhook("http://app.invalid/zentitle/webhook", ["entitlement.group.created"])
+    loaded: list[ModuleType] = []
+
+    def load(path: Path) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(f"example_{uuid.uuid4().hex}", path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        loaded.append(module)
+        return module
+
+    with story.served(str(tmp_path)) as environ:
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        yield story, load
+        for module in loaded:
+            provisioner = getattr(module, "provisioner", None)
+            if provisioner is not None:
+                provisioner.zentitle.close()
+                provisioner.stripe.close()
+                provisioner.storage.close()
+
+
+def make_world(**options: Any) -> EmulatedWorld:
+    """Both emulators and a provisioner, with two offerings to buy."""
+    world = EmulatedWorld(**options)
+    world.offering("PRO-1Y")
+    world.offering("ADDON-1Y")
+    return world
