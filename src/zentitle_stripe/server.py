@@ -166,9 +166,11 @@ def run(
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: Any, *, timeout: float = 10.0) -> Iterator[str]:
+def serve_in_thread(
+    app: Any, *, name: str = "zentitle-stripe-server", timeout: float = 10.0
+) -> Iterator[str]:
     """Run ``app`` with uvicorn on a free 127.0.0.1 port in a daemon thread (quiet logs);
-    yields the base URL. For the demo and tests."""
+    yields the base URL. For the demo, the emulators' ``serve()`` and tests."""
     _require_server_extra()
     import uvicorn
 
@@ -177,6 +179,7 @@ def serve_in_thread(app: Any, *, timeout: float = 10.0) -> Iterator[str]:
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
+        interface="asgi3",  # say so: a bound method is not detected as ASGI 3
         lifespan="off",
         log_level="warning",
         access_log=False,
@@ -184,14 +187,14 @@ def serve_in_thread(app: Any, *, timeout: float = 10.0) -> Iterator[str]:
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="zentitle-stripe-server", daemon=True
+        target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True
     )
     thread.start()
     try:
         deadline = time.monotonic() + timeout
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the zentitle-stripe server did not start")
+                raise RuntimeError(f"{name} did not start on 127.0.0.1:{port}")
             time.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -19,7 +19,6 @@ import itertools
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -30,7 +29,6 @@ from urllib.parse import parse_qsl
 import attrs
 import httpx
 
-from ..exceptions import MissingExtraError
 from ._events import (
     NEW_API_VERSION,
     LineSpec,
@@ -440,42 +438,13 @@ class StripeEmulator:
 
     @contextlib.contextmanager
     def serve(self) -> Iterator[str]:
-        """Run the API with uvicorn on a free 127.0.0.1 port in a background thread;
-        yields the base URL (for ``StripeGateway(api_base=...)`` / ``STRIPE_API_BASE``).
+        """Run :attr:`asgi_app` with uvicorn on a free 127.0.0.1 port in a background
+        thread; yields the base URL. Needs the ``server`` extra; importing this module
+        does not."""
+        from ..server import serve_in_thread
 
-        Needs uvicorn (the ``server`` extra); importing this module does not.
-        """
-        try:
-            import uvicorn
-        except ImportError:
-            raise MissingExtraError("StripeEmulator.serve()", "server") from None
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.asgi_app,
-            interface="asgi3",
-            lifespan="off",
-            log_level="warning",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="stripe-emulator", daemon=True
-        )
-        thread.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError("the Stripe emulator server did not start")
-                time.sleep(0.01)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(5)
-            sock.close()
+        with serve_in_thread(self.asgi_app, name="stripe-emulator") as url:
+            yield url
 
     # -- request handling -----------------------------------------------------------------
 

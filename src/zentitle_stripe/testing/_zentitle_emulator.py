@@ -18,9 +18,7 @@ import json
 import random
 import re
 import secrets
-import socket
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -31,7 +29,6 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from zentitle_stripe.exceptions import MissingExtraError
 from zentitle_stripe.zentitle.client import ZentitleClient
 from zentitle_stripe.zentitle.models import (
     Customer,
@@ -540,36 +537,13 @@ class ZentitleEmulator:
 
     @contextlib.contextmanager
     def serve(self) -> Iterator[str]:
-        """Run :attr:`asgi_app` with uvicorn on a free 127.0.0.1 port; yields the base URL."""
-        try:
-            import uvicorn
-        except ImportError as exc:
-            raise MissingExtraError("ZentitleEmulator.serve()", "server") from exc
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(
-            uvicorn.Config(
-                self.asgi_app,
-                interface="asgi3",
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
-            )
-        )
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError("the emulator's uvicorn server did not start")
-                time.sleep(0.01)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
-            sock.close()
+        """Run :attr:`asgi_app` with uvicorn on a free 127.0.0.1 port in a background
+        thread; yields the base URL. Needs the ``server`` extra; importing this module
+        does not."""
+        from ..server import serve_in_thread
+
+        with serve_in_thread(self.asgi_app, name="zentitle-emulator") as url:
+            yield url
 
     # -- request handling ---------------------------------------------------------------
 
