@@ -191,10 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a small workload, for a smoke run")
     parser.add_argument("--subscriptions", type=int, help="subscriptions per run (default 240)")
-    parser.add_argument("--repeat", type=int, help="runs per figure, best kept (default 3)")
+    parser.add_argument("--repeat", type=int, help="runs per figure, best kept (default 2)")
     args = parser.parse_args(argv)
     subscriptions = args.subscriptions or (48 if args.quick else 240)
-    repeat = args.repeat or (1 if args.quick else 3)
+    repeat = args.repeat or (1 if args.quick else 2)
 
     backends: dict[str, Backend] = {"memory": memory_backend, "sqlite": sqlite_backend}
     server = postgres_server()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -55,6 +56,13 @@ class NewEvent:
     api_version: str | None = None
 
 
+EVENT_COLUMNS = (
+    "event_id, source, type, status, attempts, payload, created, api_version, outcome, "
+    "detail, last_error, received_at, updated_at, claimed_by, lease_expires"
+)
+"""The column order of :meth:`EventRecord.from_row`, for the SQL backends."""
+
+
 @attrs.frozen
 class EventRecord:
     """What storage knows about one event."""
@@ -74,6 +82,27 @@ class EventRecord:
     updated_at: float = 0.0
     claimed_by: str | None = None
     lease_expires: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> EventRecord:
+        """Build from a SQL row in :data:`EVENT_COLUMNS` order (the SQL backends share it)."""
+        return cls(
+            event_id=row[0],
+            source=row[1],
+            type=row[2],
+            status=EventStatus(row[3]),
+            attempts=row[4],
+            payload=bytes(row[5]),
+            created=row[6],
+            api_version=row[7],
+            outcome=row[8],
+            detail=row[9],
+            last_error=row[10],
+            received_at=row[11],
+            updated_at=row[12],
+            claimed_by=row[13],
+            lease_expires=row[14],
+        )
 
     def as_new_event(self) -> NewEvent:
         """The event as first received, to claim it again (``replay``)."""

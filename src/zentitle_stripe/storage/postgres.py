@@ -23,6 +23,7 @@ from typing import Any
 from ..exceptions import ConfigurationError, MissingExtraError, StorageError
 from . import redact_url
 from ._base import (
+    EVENT_COLUMNS,
     Claim,
     ClaimResult,
     EventRecord,
@@ -92,41 +93,19 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 # Arbitrary constant key for pg_advisory_xact_lock ("zs_m"): serialises migrations.
 _SCHEMA_LOCK_KEY = 0x7A735F6D
 
-_COLUMNS = (
-    "event_id, source, type, status, attempts, payload, created, api_version, outcome, "
-    "detail, last_error, received_at, updated_at, claimed_by, lease_expires"
-)
-_SELECT_EVENT = f"SELECT {_COLUMNS} FROM zs_events WHERE source = %s AND event_id = %s"  # noqa: S608
+
+_SELECT_EVENT = f"SELECT {EVENT_COLUMNS} FROM zs_events WHERE source = %s AND event_id = %s"  # noqa: S608
 _INSERT_EVENT = (
     "INSERT INTO zs_events (source, event_id, type, status, attempts, "  # noqa: S608
     "payload, created, api_version, received_at, updated_at, claimed_by, lease_expires) "
     "VALUES (%s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s) "
-    f"ON CONFLICT (source, event_id) DO NOTHING RETURNING {_COLUMNS}"
+    f"ON CONFLICT (source, event_id) DO NOTHING RETURNING {EVENT_COLUMNS}"
 )
 _TAKE_OVER_EVENT = (
     "UPDATE zs_events SET status = %s, attempts = attempts + 1, updated_at = %s, "  # noqa: S608
-    f"claimed_by = %s, lease_expires = %s WHERE source = %s AND event_id = %s RETURNING {_COLUMNS}"
+    "claimed_by = %s, lease_expires = %s WHERE source = %s AND event_id = %s "
+    f"RETURNING {EVENT_COLUMNS}"
 )
-
-
-def _record(row: tuple[Any, ...]) -> EventRecord:
-    return EventRecord(
-        event_id=row[0],
-        source=row[1],
-        type=row[2],
-        status=EventStatus(row[3]),
-        attempts=row[4],
-        payload=bytes(row[5]),
-        created=row[6],
-        api_version=row[7],
-        outcome=row[8],
-        detail=row[9],
-        last_error=row[10],
-        received_at=row[11],
-        updated_at=row[12],
-        claimed_by=row[13],
-        lease_expires=row[14],
-    )
 
 
 class PostgresStorage:
@@ -285,7 +264,7 @@ class PostgresStorage:
             # Fast path without locks: duplicates and in-flight events are the common
             # redelivery case and need no write.
             row = conn.execute(_SELECT_EVENT, key).fetchone()
-            record = _record(row) if row else None
+            record = EventRecord.from_row(row) if row else None
             result = decide_claim(record, now=now, reclaim_done=reclaim_done)
             if result is not ClaimResult.CLAIMED:
                 assert record is not None
@@ -310,14 +289,14 @@ class PostgresStorage:
                     ),
                 ).fetchone()
                 if row:
-                    return Claim(ClaimResult.CLAIMED, _record(row))
+                    return Claim(ClaimResult.CLAIMED, EventRecord.from_row(row))
                 # It exists: lock the row so the decision and the update are one step.
                 row = conn.execute(f"{_SELECT_EVENT} FOR UPDATE", key).fetchone()
                 if not row:  # events are never deleted; defensive only
                     raise StorageError(
                         f"PostgreSQL storage {self._where} lost event {key!r} while claiming it"
                     )
-                record = _record(row)
+                record = EventRecord.from_row(row)
                 result = decide_claim(record, now=now, reclaim_done=reclaim_done)
                 if result is not ClaimResult.CLAIMED:
                     return Claim(result, record)
@@ -326,7 +305,7 @@ class PostgresStorage:
                     (EventStatus.PROCESSING.value, now, owner, now + lease_seconds, *key),
                 ).fetchone()
             assert row is not None
-            return Claim(ClaimResult.CLAIMED, _record(row))
+            return Claim(ClaimResult.CLAIMED, EventRecord.from_row(row))
 
     def finish_event(
         self,
@@ -362,7 +341,7 @@ class PostgresStorage:
     def get_event(self, event_id: str, source: str = "stripe") -> EventRecord | None:
         with self._connection("read an event") as conn:
             row = conn.execute(_SELECT_EVENT, (source, event_id)).fetchone()
-        return _record(row) if row else None
+        return EventRecord.from_row(row) if row else None
 
     def list_events(
         self,
@@ -381,12 +360,12 @@ class PostgresStorage:
             params.append(source)
         where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
         query = sql.SQL(
-            f"SELECT {_COLUMNS} FROM zs_events {{}} "  # noqa: S608
+            f"SELECT {EVENT_COLUMNS} FROM zs_events {{}} "  # noqa: S608
             "ORDER BY received_at DESC, seq DESC LIMIT %s"
         ).format(where)
         with self._connection("list events") as conn:
             rows = conn.execute(query, (*params, limit)).fetchall()
-        return [_record(row) for row in rows]
+        return [EventRecord.from_row(row) for row in rows]
 
     # -- subscriptions and customers -------------------------------------------------------
 

@@ -12,10 +12,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from ..exceptions import StorageError
 from ._base import (
+    EVENT_COLUMNS,
     Claim,
     ClaimResult,
     EventRecord,
@@ -65,31 +65,6 @@ CREATE TABLE IF NOT EXISTS zs_locks (
     expires REAL NOT NULL
 );
 """
-
-_COLUMNS = (
-    "event_id, source, type, status, attempts, payload, created, api_version, outcome, "
-    "detail, last_error, received_at, updated_at, claimed_by, lease_expires"
-)
-
-
-def _record(row: tuple[Any, ...]) -> EventRecord:
-    return EventRecord(
-        event_id=row[0],
-        source=row[1],
-        type=row[2],
-        status=EventStatus(row[3]),
-        attempts=row[4],
-        payload=bytes(row[5]),
-        created=row[6],
-        api_version=row[7],
-        outcome=row[8],
-        detail=row[9],
-        last_error=row[10],
-        received_at=row[11],
-        updated_at=row[12],
-        claimed_by=row[13],
-        lease_expires=row[14],
-    )
 
 
 class SQLiteStorage:
@@ -151,10 +126,10 @@ class SQLiteStorage:
         self, conn: sqlite3.Connection, source: str, event_id: str
     ) -> EventRecord | None:
         row = conn.execute(
-            f"SELECT {_COLUMNS} FROM zs_events WHERE source = ? AND event_id = ?",  # noqa: S608
+            f"SELECT {EVENT_COLUMNS} FROM zs_events WHERE source = ? AND event_id = ?",  # noqa: S608
             (source, event_id),
         ).fetchone()
-        return _record(row) if row else None
+        return EventRecord.from_row(row) if row else None
 
     # -- events ------------------------------------------------------------------------
 
@@ -273,11 +248,11 @@ class SQLiteStorage:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._errors("list events"):
             rows = self._conn().execute(
-                f"SELECT {_COLUMNS} FROM zs_events {where} "  # noqa: S608
+                f"SELECT {EVENT_COLUMNS} FROM zs_events {where} "  # noqa: S608
                 "ORDER BY received_at DESC, rowid DESC LIMIT ?",
                 (*params, limit),
             )
-            return [_record(row) for row in rows]
+            return [EventRecord.from_row(row) for row in rows]
 
     # -- subscriptions and customers -------------------------------------------------------
 
