@@ -4,15 +4,19 @@ emulators, in both Stripe payload generations."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 
 from zentitle_stripe import OutcomeKind, WebhookResponse
-from zentitle_stripe.storage import EventStatus, MemoryStorage, SubscriptionState
+from zentitle_stripe.storage import EventStatus, MemoryStorage, SQLiteStorage, SubscriptionState
 from zentitle_stripe.testing import NEW_API_VERSION, OLD_API_VERSION, EmulatedWorld
 
 
@@ -507,3 +511,74 @@ def test_entitlements_not_listed_yet_is_503_and_the_retry_renews(world: Emulated
     assert [e.expiry_date for e in world.entitlements(subscription_id)] == [
         plus_year(expiry) for expiry in expiries
     ]
+
+
+def test_renewals_delivered_late_and_out_of_order_still_cover_the_paid_period(
+    world: EmulatedWorld,
+) -> None:
+    """Three renewals billed, delivered last-first while Zentitle2's clock is still at the
+    start (a long outage, then a replay): the licence must reach the last paid period."""
+    start = world.stripe_emulator.now
+    subscription_id, first = subscribe_two(world)
+    renewals = [world.renew(subscription_id) for _ in range(3)]
+    world.zentitle_emulator.now = datetime.fromtimestamp(start, timezone.utc)
+    for event in (first, renewals[2], renewals[0], renewals[1]):
+        assert world.deliver(event).status == 200
+    paid_through = world.stripe_emulator.subscription(subscription_id)["items"]["data"][0][
+        "current_period_end"
+    ]
+    for entitlement in world.entitlements(subscription_id):
+        assert entitlement.expiry_date is not None
+        assert entitlement.expiry_date.timestamp() == pytest.approx(paid_through, abs=86400)
+
+
+def test_lost_answer_to_customer_creation_does_not_create_a_second_customer(
+    world: EmulatedWorld,
+) -> None:
+    subscription_id, paid = subscribe_two(world)
+    world.zentitle_emulator.inject_fault("POST", r"/api/v1/customers$", "lost_response")
+    assert world.deliver(paid).status == 503
+    assert world.deliver(paid).status == 200
+    assert len(world.zentitle_emulator.customers()) == 1
+    (group,) = world.groups(subscription_id)
+    assert group.customer_id == world.zentitle_emulator.customers()[0].id
+
+
+def test_two_subscriptions_of_one_buyer_at_once_make_one_customer(tmp_path: Path) -> None:
+    world = EmulatedWorld(storage=SQLiteStorage(str(tmp_path / "events.db")))
+    world.offering("PRO-1Y")
+    buyer = world.customer()
+    events = [world.subscribe(buyer, [(world.price("PRO-1Y"), 1)])[1] for _ in range(4)]
+    barrier = threading.Barrier(len(events))
+
+    def deliver(event: dict[str, Any]) -> int:
+        barrier.wait()
+        for _ in range(50):
+            status = world.deliver(event).status
+            if status == 200:
+                return status
+            time.sleep(0.02)
+        return status
+
+    with ThreadPoolExecutor(len(events)) as pool:
+        assert list(pool.map(deliver, events)) == [200] * len(events)
+    assert len(world.zentitle_emulator.customers()) == 1
+    assert len(world.zentitle_emulator.groups()) == len(events)
+
+
+def test_renewal_that_provisions_then_fails_to_renew_is_renewed_on_retry(
+    world: EmulatedWorld,
+) -> None:
+    """The renewal arrives first, creates the licence, then the renew call fails: the
+    retry must still renew (the invoice is not remembered as applied until it is)."""
+    start = world.stripe_emulator.now
+    subscription_id, _first = subscribe_two(world)
+    renewal = world.renew(subscription_id)
+    world.zentitle_emulator.now = datetime.fromtimestamp(start, timezone.utc)
+    world.zentitle_emulator.inject_fault("PATCH", r"/renew$", "500")
+    assert world.deliver(renewal).status == 503
+    assert world.deliver(renewal).status == 200
+    period_end = renewal["data"]["object"]["lines"]["data"][0]["period"]["end"]
+    for entitlement in world.entitlements(subscription_id):
+        assert entitlement.expiry_date is not None
+        assert entitlement.expiry_date.timestamp() == pytest.approx(period_end, abs=86400)

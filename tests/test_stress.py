@@ -45,13 +45,6 @@ pytestmark = pytest.mark.slow
 
 THREADS_PER_WORKER = 3
 
-_UNDER_RENEWAL = (
-    "known library bug (flows.Provisioning._renew): a renewal invoice renews each "
-    "entitlement ONCE even when its expiry is more than one period short of the invoice's "
-    "period end, so when renewal N+1 is processed before renewal N, renewal N then finds "
-    "its own period covered and the licence ends one period before the paid-through date"
-)
-
 
 @pytest.fixture(autouse=True)
 def _quiet_uvicorn() -> Iterator[None]:
@@ -106,7 +99,9 @@ def _run(storage_kind: str, storage_target: str) -> None:
     finally:
         storage.close()
     refs = [c.account_ref_id for c in zentitle.customers()]
-    print(f"{len(refs)} Zentitle2 customers for {len(set(refs))} Stripe customers")
+    assert len(refs) == len(set(refs)), (
+        f"{len(refs)} Zentitle2 customers for {len(set(refs))} Stripe customers"
+    )
     _check_licences(zentitle, story)
 
 
@@ -123,7 +118,6 @@ def _check_licences(zentitle: ZentitleEmulator, story: Story) -> None:
     for group in zentitle.groups():
         groups_by_sub.setdefault(group.order_ref_id or "", []).append(group.id)
     problems: list[str] = []
-    under_renewed: list[str] = []
     for sub_id, plan in story.plans.items():
         groups = groups_by_sub.get(sub_id, [])
         entitlements = [e for g in groups for e in zentitle.entitlements(g)]
@@ -150,12 +144,12 @@ def _check_licences(zentitle: ZentitleEmulator, story: Story) -> None:
                     f"({plan.renewals} renewals)"
                 )
             elif expiry < plan.paid_through:
-                under_renewed.append(sub_id)
+                problems.append(
+                    f"{sub_id}: entitlement {entitlement.id} renewed too little: expires "
+                    f"{entitlement.expiry_date:%Y-%m-%d}, paid through "
+                    f"{datetime.fromtimestamp(plan.paid_through, timezone.utc):%Y-%m-%d}"
+                )
     assert not problems, f"{len(problems)} licence problems:\n" + "\n".join(problems[:20])
-    if under_renewed:
-        # Every exactly-once invariant above holds; only renewal coverage is short. Reported
-        # to the lead (flows.py); this turns into a pass once _renew renews until covered.
-        pytest.xfail(f"{len(set(under_renewed))} subscriptions under-renewed: {_UNDER_RENEWAL}")
 
 
 def test_stress_sqlite_processes(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from .storage import Storage, SubscriptionState
 if TYPE_CHECKING:
     from .stripe_api import StripeAPI
     from .zentitle import ZentitleAPI
-    from .zentitle.models import EntitlementGroup
+    from .zentitle.models import Entitlement, EntitlementGroup
     from .zentitle_webhooks import EntitlementGroupCreated
 
 __all__ = [
@@ -59,6 +59,8 @@ COVERAGE_SLACK = 24 * 3600
 month-length rounding); far smaller than any billing period, so a real renewal is never
 mistaken for one already applied."""
 MAX_REMEMBERED_INVOICES = 50
+MAX_RENEWS_PER_EVENT = 24
+"""Bound on renewals of one entitlement for one invoice (two years of monthly periods)."""
 _METADATA_VALUE_LIMIT = 500  # Stripe's limit per metadata value
 _INACTIVE = frozenset({"disabled", "customerDisabled", "exported"})
 
@@ -121,15 +123,15 @@ class Provisioning:
                     f"invoice {invoice.id} is a one-time payment (no subscription): "
                     "licences are only granted for subscriptions"
                 )
-            with self._subscription_lock(invoice.subscription_id, owner):
-                return self._invoice_paid(invoice, invoice.subscription_id)
+            with self._lock(f"subscription:{invoice.subscription_id}", owner):
+                return self._invoice_paid(invoice, invoice.subscription_id, owner)
         subscription = parse_subscription(event.object)
-        with self._subscription_lock(subscription.id, owner):
+        with self._lock(f"subscription:{subscription.id}", owner):
             return self._subscription_deleted(subscription.id, subscription.customer_id)
 
     # -- invoice.paid ---------------------------------------------------------------------
 
-    def _invoice_paid(self, invoice: Invoice, subscription_id: str) -> Outcome:
+    def _invoice_paid(self, invoice: Invoice, subscription_id: str, owner: str) -> Outcome:
         state = self.storage.get_subscription(subscription_id) or SubscriptionState(
             subscription_id=subscription_id, stripe_customer_id=invoice.customer_id
         )
@@ -144,7 +146,7 @@ class Provisioning:
                 OutcomeKind.DUPLICATE, f"invoice {invoice.id} was already applied to the licences"
             )
         if state.group_id is None or not state.codes_written:
-            state, outcome = self._provision(invoice, state)
+            state, outcome = self._provision(invoice, state, owner)
             if invoice.billing_reason != "subscription_cycle":
                 return outcome
             # A renewal that found no licence: the licence now exists; make sure it also
@@ -163,7 +165,7 @@ class Provisioning:
         )
 
     def _provision(
-        self, invoice: Invoice, state: SubscriptionState
+        self, invoice: Invoice, state: SubscriptionState, owner: str
     ) -> tuple[SubscriptionState, Outcome]:
         """First payment: customer, one group for every licensed line, codes to Stripe."""
         subscription_id = state.subscription_id
@@ -180,7 +182,7 @@ class Provisioning:
             new_customer = False
             customer_id = state.zentitle_customer_id
             if customer_id is None:
-                customer_id, new_customer = self._zentitle_customer(invoice)
+                customer_id, new_customer = self._zentitle_customer(invoice, owner)
             state = attrs.evolve(state, zentitle_customer_id=customer_id)
             # A customer created just now has no groups yet: skip the lookup.
             group = None if new_customer else self._find_group(subscription_id, customer_id)
@@ -197,12 +199,9 @@ class Provisioning:
 
         if not state.codes_written:
             self._write_codes(subscription_id, state.activation_codes)
-            state = attrs.evolve(
-                state,
-                codes_written=True,
-                paid_through=max(invoice.period_end or 0, state.paid_through or 0) or None,
-                renewed_invoices=_remember(state.renewed_invoices, invoice.id),
-            )
+            # Not yet in renewed_invoices: for a renewal, _renew records it once it has
+            # actually extended the licence (a failure there must leave it to a retry).
+            state = attrs.evolve(state, codes_written=True)
             self.storage.put_subscription(state)
         skus = ", ".join(line.sku for line in lines)
         verb = "created" if created_group else "found"
@@ -267,45 +266,54 @@ class Provisioning:
             "this event"
         )
 
-    def _zentitle_customer(self, invoice: Invoice) -> tuple[str, bool]:
+    def _zentitle_customer(self, invoice: Invoice, owner: str) -> tuple[str, bool]:
         """Find or create the Zentitle2 customer, best evidence first.
 
-        Returns its id and whether it was created by this call.
+        Runs under a lock on the Stripe customer, so two subscriptions of one buyer
+        processed at once create one customer. Returns its id and whether it was created
+        by this call.
         """
         stripe_customer_id = invoice.customer_id
         if stripe_customer_id is None:
             raise ProvisioningConfigError(f"invoice {invoice.id} names no Stripe customer")
-        linked = self.storage.get_customer_link(stripe_customer_id)
-        if linked:
-            return linked, False
-        customer = self.stripe.retrieve_customer(stripe_customer_id)
-        from_metadata = customer.metadata.get(CUSTOMER_METADATA_KEY)
-        if from_metadata:
-            self.storage.put_customer_link(stripe_customer_id, from_metadata)
-            return from_metadata, False
-        email = customer.email or invoice.customer_email
-        zentitle_id = None
-        created = False
-        if email:
-            contacts = self.zentitle.search_contacts(email)
-            matches = [c for c in contacts if (c.email or "").casefold() == email.casefold()]
-            zentitle_id = next((c.customer_id for c in matches if c.customer_id), None)
-        if zentitle_id is None:
-            name = customer.name or invoice.customer_name or email or stripe_customer_id
-            zentitle_id = self.zentitle.create_customer(
-                name=name[:255], account_ref_id=stripe_customer_id
-            ).id
-            created = True
+        with self._lock(f"customer:{stripe_customer_id}", owner):
+            linked = self.storage.get_customer_link(stripe_customer_id)
+            if linked:
+                return linked, False
+            customer = self.stripe.retrieve_customer(stripe_customer_id)
+            zentitle_id = customer.metadata.get(CUSTOMER_METADATA_KEY) or None
+            email = customer.email or invoice.customer_email
+            if zentitle_id is None and email:
+                contacts = self.zentitle.search_contacts(email)
+                zentitle_id = next(
+                    (
+                        c.customer_id
+                        for c in contacts
+                        if c.customer_id and (c.email or "").casefold() == email.casefold()
+                    ),
+                    None,
+                )
+            if zentitle_id is None and self.storage.get_customer_link(_pending(stripe_customer_id)):
+                # An earlier attempt began creating this customer and lost the answer:
+                # find what it created (a full listing, but only on this rare path).
+                found = self.zentitle.find_customers(stripe_customer_id)
+                zentitle_id = found[0].id if found else None
+            created = zentitle_id is None
+            if zentitle_id is None:
+                name = customer.name or invoice.customer_name or email or stripe_customer_id
+                self.storage.put_customer_link(_pending(stripe_customer_id), "1")
+                zentitle_id = self.zentitle.create_customer(
+                    name=name[:255], account_ref_id=stripe_customer_id
+                ).id
             # Link first: a crash after this point reuses the customer instead of adding one.
             self.storage.put_customer_link(stripe_customer_id, zentitle_id)
-            if email:
+            if created and email:
                 self.zentitle.create_contact(zentitle_id, email=email)
-        else:
-            self.storage.put_customer_link(stripe_customer_id, zentitle_id)
-        self.stripe.update_customer_metadata(
-            stripe_customer_id, {CUSTOMER_METADATA_KEY: zentitle_id}
-        )
-        return zentitle_id, created
+            if customer.metadata.get(CUSTOMER_METADATA_KEY) != zentitle_id:
+                self.stripe.update_customer_metadata(
+                    stripe_customer_id, {CUSTOMER_METADATA_KEY: zentitle_id}
+                )
+            return zentitle_id, created
 
     def _find_group(self, subscription_id: str, customer_id: str | None) -> EntitlementGroup | None:
         """The group an earlier, interrupted attempt created, if any (oldest wins)."""
@@ -397,14 +405,11 @@ class Provisioning:
                 f"invoice {invoice.id} has no subscription period to renew"
             )
         group = self._group_with_entitlements(state.group_id)
-        renewed = []
-        for entitlement in group.entitlements:
-            if entitlement.status in _INACTIVE or entitlement.expiry_date is None:
-                continue  # disabled, or perpetual / not yet activated: nothing to extend
-            if entitlement.expiry_date.timestamp() >= period_end - COVERAGE_SLACK:
-                continue
-            self.zentitle.renew_entitlement(entitlement.id)
-            renewed.append(entitlement.id)
+        renewed = [
+            entitlement.id
+            for entitlement in group.entitlements
+            if self._renew_until_covered(entitlement, period_end)
+        ]
         state = attrs.evolve(
             state,
             paid_through=max(period_end, state.paid_through or 0),
@@ -424,6 +429,40 @@ class Provisioning:
             f"renewed {len(renewed)} entitlement(s) of group {group.id} to cover the period "
             f"ending {until} (invoice {invoice.id})",
         )
+
+    def _renew_until_covered(self, entitlement: Entitlement, period_end: int) -> bool:
+        """Renew one entitlement until its expiry covers ``period_end``; True if renewed.
+
+        Usually one renew does it. When renewals arrive out of order (the later one
+        first), one period may not be enough, so renew again, bounded. The expiry is
+        predicted from the offering's plan (Zentitle2's rule: from the old expiry while it
+        is in the future, else from now) and read back only when the prediction falls
+        short or the plan is unknown, which keeps the usual cost at one call.
+        """
+        expiry = entitlement.expiry_date
+        if entitlement.status in _INACTIVE or expiry is None:
+            return False  # disabled, or perpetual / not yet activated: nothing to extend
+        target = period_end - COVERAGE_SLACK
+        if expiry.timestamp() >= target:
+            return False
+        offering = self.zentitle.find_offering(entitlement.sku) if entitlement.sku else None
+        duration = offering.plan.license_duration if offering and offering.plan else None
+        for _ in range(MAX_RENEWS_PER_EVENT):
+            self.zentitle.renew_entitlement(entitlement.id)
+            now = datetime.fromtimestamp(self.clock(), timezone.utc)
+            predicted = duration.add_to(max(expiry, now)) if duration else None
+            if predicted is not None and predicted.timestamp() >= target:
+                return True
+            expiry = self.zentitle.get_entitlement(entitlement.id).expiry_date
+            if expiry is None or expiry.timestamp() >= target:
+                return True
+        logger.warning(
+            "entitlement %s still expires before %s after %d renewals",
+            entitlement.id,
+            datetime.fromtimestamp(period_end, timezone.utc).isoformat(),
+            MAX_RENEWS_PER_EVENT,
+        )
+        return True
 
     # -- customer.subscription.deleted ----------------------------------------------------------
 
@@ -475,9 +514,12 @@ class Provisioning:
     # -- serialisation ----------------------------------------------------------------------------
 
     @contextmanager
-    def _subscription_lock(self, subscription_id: str, owner: str) -> Iterator[None]:
-        """Hold the subscription's lock in storage, waiting up to ``lock_wait`` seconds."""
-        name = f"subscription:{subscription_id}"
+    def _lock(self, name: str, owner: str) -> Iterator[None]:
+        """Hold a named lock in storage, waiting up to ``lock_wait`` seconds.
+
+        Locks serialise the remote calls of one subscription (and the customer creation
+        of one Stripe customer) across threads and processes sharing the storage.
+        """
         deadline = time.monotonic() + self.lock_wait
         delay = 0.01
         while not self.storage.acquire_lock(
@@ -485,9 +527,7 @@ class Provisioning:
         ):
             if time.monotonic() >= deadline:
                 raise TransientError(
-                    f"another event of subscription {subscription_id} is being processed; "
-                    "retry later",
-                    retry_after=5,
+                    f"another event holds the lock on {name}; retry later", retry_after=5
                 )
             self.sleep(delay)
             delay = min(delay * 2, 0.25)
@@ -495,6 +535,11 @@ class Provisioning:
             yield
         finally:
             self.storage.release_lock(name, owner=owner)
+
+
+def _pending(stripe_customer_id: str) -> str:
+    """The storage key marking a Zentitle2 customer creation begun for a Stripe customer."""
+    return f"pending-create:{stripe_customer_id}"
 
 
 def _remember(invoices: tuple[str, ...], invoice_id: str) -> tuple[str, ...]:

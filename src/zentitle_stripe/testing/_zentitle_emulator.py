@@ -12,7 +12,6 @@ fault), :attr:`ZentitleEmulator.asgi_app`, or :meth:`ZentitleEmulator.serve` (lo
 from __future__ import annotations
 
 import base64
-import calendar
 import contextlib
 import json
 import random
@@ -34,6 +33,7 @@ from zentitle_stripe.zentitle.models import (
     Customer,
     Entitlement,
     EntitlementGroup,
+    Interval,
     format_datetime,
     parse_datetime,
 )
@@ -85,14 +85,10 @@ def _activation_code() -> str:
 
 
 def _add(moment: datetime, interval: tuple[str, int]) -> datetime:
-    """``moment`` plus a plan interval; months and years keep the day, clamped to the month."""
-    kind, count = interval
-    if kind in ("year", "month"):
-        months = moment.month - 1 + count * (12 if kind == "year" else 1)
-        year, month = moment.year + months // 12, months % 12 + 1
-        day = min(moment.day, calendar.monthrange(year, month)[1])
-        return moment.replace(year=year, month=month, day=day)
-    return moment + timedelta(seconds=_SECONDS[kind] * count)
+    """``moment`` plus a plan interval, by the same calendar rules as the client."""
+    later = Interval(type=interval[0], count=interval[1]).add_to(moment)
+    assert later is not None, f"unknown interval {interval!r}"  # add_plan validates kinds
+    return later
 
 
 def _compact(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -62,6 +62,14 @@ class ZentitleAPI(Protocol):
         """Create a customer (``POST /api/v1/customers``); not retried once it may have arrived."""
         ...
 
+    def find_customers(self, account_ref_id: str) -> list[Customer]:
+        """Customers whose ``accountRefId`` equals ``account_ref_id``, matched client-side.
+
+        ``GET /api/v1/customers`` has no filter, so this pages every customer: use it only
+        to recover from a create whose answer was lost.
+        """
+        ...
+
     def get_customer(self, customer_id: str) -> Customer:
         """Read one customer (``GET /api/v1/customers/{id}``)."""
         ...
@@ -512,6 +520,15 @@ class ZentitleClient:
         path = _path("customers")
         response = self._request("POST", path, json=body, idempotent=False)
         return self._parse("POST", path, response, Customer.from_json)
+
+    def find_customers(self, account_ref_id: str) -> list[Customer]:
+        """Customers whose ``accountRefId`` equals ``account_ref_id``, matched client-side.
+
+        ``GET /api/v1/customers`` has no filter, so this pages every customer: it is meant
+        for recovering from a create whose answer was lost, not for routine lookups.
+        """
+        customers = self._get_all(_path("customers"), Customer.from_json)
+        return [c for c in customers if c.account_ref_id == account_ref_id]
 
     def get_customer(self, customer_id: str) -> Customer:
         """Read one customer (``GET /api/v1/customers/{id}``)."""

@@ -9,9 +9,10 @@ unexpected response body.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
@@ -92,6 +93,9 @@ def _objects(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     return [item for item in value if isinstance(item, Mapping)]
 
 
+_INTERVAL_SECONDS = {"week": 604800, "day": 86400, "hour": 3600, "minute": 60, "second": 1}
+
+
 @attrs.frozen
 class Interval:
     """A plan period such as one year: ``type`` is ``year``, ``month``, ``day``, ..."""
@@ -104,6 +108,18 @@ class Interval:
         if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
             return None
         return cls(type=data["type"], count=_int(data, "count"))
+
+    def add_to(self, moment: datetime) -> datetime | None:
+        """``moment`` plus this interval (months and years keep the day, clamped to the
+        month's end); ``None`` for a type this library does not know."""
+        count = 1 if self.count is None else self.count
+        if self.type in ("year", "month"):
+            months = moment.month - 1 + count * (12 if self.type == "year" else 1)
+            year, month = moment.year + months // 12, months % 12 + 1
+            day = min(moment.day, calendar.monthrange(year, month)[1])
+            return moment.replace(year=year, month=month, day=day)
+        seconds = _INTERVAL_SECONDS.get(self.type)
+        return None if seconds is None else moment + timedelta(seconds=seconds * count)
 
 
 @attrs.frozen
