@@ -285,7 +285,11 @@ def _id(value: Any) -> str | None:
     return value if type(value) is str and value else None
 
 
-def _str_map(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): v for k, v in value.items() if isinstance(v, str)}
+def _str_map(value: Any) -> Mapping[str, str]:
+    """Metadata: Stripe only sends strings, so the dict is usually returned as it is."""
+    if type(value) is not dict:
+        return _EMPTY
+    for item in value.values():
+        if type(item) is not str:
+            return {str(k): v for k, v in value.items() if type(v) is str}
+    return value
