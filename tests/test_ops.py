@@ -569,18 +569,14 @@ def test_drift_finds_licences_of_ended_and_missing_subscriptions(world: Emulated
     assert "does not exist" in drift["sub_gone"].detail
 
 
-def test_trusted_events_without_the_provisioner_method(world: EmulatedWorld) -> None:
-    """The fallback path (older Provisioner) claims, processes and finishes the same way."""
+def test_trusted_events_are_claimed_processed_and_recorded(world: EmulatedWorld) -> None:
     world.offering("PRO-1Y")
     subscription, paid = world.subscribe(world.customer(), [(world.price("PRO-1Y"), 1)])
-    body = json.dumps(paid).encode()
 
-    first = ops._claim_and_process(world.provisioner, body)
-    second = ops._claim_and_process(world.provisioner, body)
-    other = ops._claim_and_process(
-        world.provisioner, json.dumps({**paid, "id": "evt_x", "type": "x"}).encode()
-    )
-    broken = ops._claim_and_process(world.provisioner, b"{}")
+    first = ops.process_trusted_event(world.provisioner, paid)
+    second = ops.process_trusted_event(world.provisioner, json.dumps(paid))
+    other = ops.process_trusted_event(world.provisioner, {**paid, "id": "evt_x", "type": "x"})
+    broken = ops.process_trusted_event(world.provisioner, b"{}")
 
     assert (first.status, first.outcome.kind.value) == (200, "provisioned")
     assert (second.status, second.outcome.kind.value) == (200, "duplicate")
@@ -592,28 +588,12 @@ def test_trusted_events_without_the_provisioner_method(world: EmulatedWorld) -> 
 def test_trusted_event_failures_are_recorded(world: EmulatedWorld) -> None:
     _, paid = world.subscribe(world.customer(), [(world.price("NOPE"), 1)])
 
-    response = ops._claim_and_process(world.provisioner, json.dumps(paid).encode())
+    response = ops.process_trusted_event(world.provisioner, paid)
 
     assert response.status == 422
     record = world.storage.get_event(paid["id"])
     assert record is not None
     assert record.status is EventStatus.FAILED
-
-
-def test_process_trusted_event_prefers_the_provisioner_method(world: EmulatedWorld) -> None:
-    calls: list[bytes] = []
-    original = ops._claim_and_process
-
-    class Recorder:
-        def handle_trusted_event(self, body: bytes) -> Any:
-            calls.append(body)
-            return original(world.provisioner, body)
-
-    world.offering("PRO-1Y")
-    _, paid = world.subscribe(world.customer(), [(world.price("PRO-1Y"), 1)])
-    response = ops.process_trusted_event(Recorder(), paid)  # type: ignore[arg-type]
-    assert response.status == 200
-    assert json.loads(calls[0]) == paid
 
 
 # -- migrate ------------------------------------------------------------------------------

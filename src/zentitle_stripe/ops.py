@@ -15,9 +15,7 @@ import enum
 import json
 import os
 import re
-import socket
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,18 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .events import StripeEvent, Subscription, parse_event
+from .events import Subscription
 from .exceptions import (
-    EventInProgress,
     RemoteAPIError,
     StripeAPIError,
-    WebhookRejected,
     ZentitleAPIError,
     ZentitleStripeError,
 )
 from .flows import CUSTOMER_METADATA_KEY, SKU_METADATA_KEY
-from .responses import Outcome, OutcomeKind, WebhookResponse, status_for
-from .storage import ClaimResult, EventRecord, EventStatus, NewEvent, Storage
+from .responses import WebhookResponse
+from .storage import EventRecord, EventStatus, Storage
 
 if TYPE_CHECKING:
     from .provisioner import Provisioner
@@ -736,81 +732,12 @@ def process_trusted_event(
     provisioner: Provisioner, event: Mapping[str, Any] | bytes | str
 ) -> WebhookResponse:
     """Feed an event fetched from Stripe's API (over an authenticated call, so it needs no
-    signature) through the provisioner's claim/process/finish path.
-
-    Uses ``Provisioner.handle_trusted_event`` when the provisioner has it, so logging and
-    error mapping are exactly a webhook's; otherwise the same steps from public pieces.
-    """
+    signature) through the same claim/process/finish path as a webhook."""
     if isinstance(event, Mapping):
-        body = json.dumps(event, separators=(",", ":")).encode()
+        body: bytes | str = json.dumps(event, separators=(",", ":")).encode()
     else:
-        body = event.encode() if isinstance(event, str) else bytes(event)
-    handle = getattr(provisioner, "handle_trusted_event", None)
-    if callable(handle):
-        response: WebhookResponse = handle(body)
-        return response
-    return _claim_and_process(provisioner, body)
-
-
-def _claim_and_process(provisioner: Provisioner, body: bytes) -> WebhookResponse:
-    """The provisioner's claim -> process -> finish steps, from its public attributes."""
-    try:
-        event = parse_event(body)
-    except WebhookRejected as exc:
-        return WebhookResponse.build(status_for(exc), Outcome(OutcomeKind.FAILED, str(exc)))
-    storage = provisioner.storage
-    new = NewEvent(event.id, "stripe", event.type, body, event.created, event.api_version)
-    owner = f"{socket.gethostname()}/{os.getpid()}/reconcile-{uuid.uuid4().hex[:12]}"
-
-    def reply(status: int, outcome: Outcome) -> WebhookResponse:
-        return WebhookResponse.build(status, outcome, event_id=event.id, event_type=event.type)
-
-    try:
-        claim = storage.claim_event(
-            new, owner=owner, lease_seconds=provisioner.lease_seconds, now=provisioner.clock()
-        )
-    except ZentitleStripeError as exc:
-        return reply(status_for(exc), Outcome(OutcomeKind.FAILED, str(exc)))
-    if claim.result is ClaimResult.DUPLICATE:
-        return reply(200, Outcome(OutcomeKind.DUPLICATE, "already processed"))
-    if claim.result is ClaimResult.IN_PROGRESS:
-        busy = EventInProgress("this event is being processed by another worker; retry later")
-        return reply(status_for(busy), Outcome(OutcomeKind.DUPLICATE, str(busy)))
-    try:
-        outcome = _process(provisioner, event, owner)
-    except Exception as exc:
-        status = status_for(exc, config_error_status=provisioner.config_error_status)
-        reason = str(exc) if isinstance(exc, ZentitleStripeError) else "internal error"
-        storage.finish_event(
-            event.id,
-            "stripe",
-            owner=owner,
-            status=EventStatus.FAILED,
-            outcome=OutcomeKind.FAILED.value,
-            detail=reason,
-            error=f"{type(exc).__name__}: {exc}",
-            now=provisioner.clock(),
-        )
-        return reply(status, Outcome(OutcomeKind.FAILED, reason))
-    storage.finish_event(
-        event.id,
-        "stripe",
-        owner=owner,
-        status=EventStatus.DONE,
-        outcome=outcome.kind.value,
-        detail=outcome.reason,
-        error=None,
-        now=provisioner.clock(),
-    )
-    return reply(200, outcome)
-
-
-def _process(provisioner: Provisioner, event: StripeEvent, owner: str) -> Outcome:
-    if event.thin:
-        return Outcome.ignored(f"thin event ({event.type}) notifications are not supported yet")
-    if event.type not in provisioner.processor.event_types:
-        return Outcome.ignored(f"event type {event.type} is not one this endpoint acts on")
-    return provisioner.processor.process(event, owner=owner)
+        body = event
+    return provisioner.handle_trusted_event(body)
 
 
 @attrs.frozen
