@@ -13,102 +13,45 @@ each other's rows and a real first-start (empty schema) happens every time.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
-import uuid
 from collections.abc import Iterator
-from urllib.parse import quote
 
 import pytest
 
+from _postgres import create_schema, drop_schema, find_server, with_search_path
 from zentitle_stripe.exceptions import ConfigurationError, StorageError
-from zentitle_stripe.storage import ClaimResult, NewEvent, Storage, open_storage, redact_url
+from zentitle_stripe.storage import ClaimResult, NewEvent, Storage, open_storage
 from zentitle_stripe.testing import StorageContract
 
 pytestmark = pytest.mark.postgres
 
-_REQUIRED = os.environ.get("ZENTITLE_STRIPE_REQUIRE_POSTGRES") == "1"
-_HOW = (
-    "start PostgreSQL or set ZENTITLE_STRIPE_TEST_POSTGRES=postgresql://... "
-    "(ZENTITLE_STRIPE_REQUIRE_POSTGRES=1 turns this skip into a failure)"
-)
+SERVER = find_server()
 
-
-def _unavailable(reason: str) -> None:
-    if _REQUIRED:
-        pytest.fail(f"PostgreSQL is required but {reason}", pytrace=False)
-    pytest.skip(f"{reason}: {_HOW}", allow_module_level=True)
-
-
-try:
-    import psycopg
-except ImportError:
-    _unavailable("psycopg is not installed (extra 'postgres')")
+import psycopg  # noqa: E402  (after the skip: psycopg may be missing)
 
 from zentitle_stripe.storage.postgres import PostgresStorage  # noqa: E402
-
-
-def _find_server() -> str:
-    configured = os.environ.get("ZENTITLE_STRIPE_TEST_POSTGRES")
-    candidates = (
-        [configured]
-        if configured
-        else ["postgresql://postgres@127.0.0.1:5432/test", "postgresql:///test"]
-    )
-    errors = []
-    for url in candidates:
-        try:
-            with psycopg.connect(url, connect_timeout=3) as conn:
-                conn.execute("SELECT 1")
-        except psycopg.Error as exc:
-            errors.append(f"{redact_url(url)}: {' '.join(str(exc).split())}")
-            continue
-        return url
-    _unavailable("no PostgreSQL server answered (" + "; ".join(errors) + ")")
-    raise AssertionError("unreachable")
-
-
-SERVER = _find_server()
-
-
-def _with_search_path(url: str, schema: str) -> str:
-    """``url`` whose connections see only ``schema`` (libpq ``options`` parameter)."""
-    joiner = "&" if "?" in url else "?"
-    return f"{url}{joiner}options={quote(f'-c search_path={schema}')}"
-
-
-def _create_schema() -> str:
-    name = f"zs_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {name}")
-    return name
-
-
-def _drop_schema(name: str) -> None:
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 @pytest.fixture
 def schema_url() -> Iterator[str]:
     """A URL pointing at a fresh, empty schema, dropped after the test."""
-    name = _create_schema()
+    name = create_schema(SERVER)
     try:
-        yield _with_search_path(SERVER, name)
+        yield with_search_path(SERVER, name)
     finally:
-        _drop_schema(name)
+        drop_schema(SERVER, name)
 
 
 class TestPostgresStorage(StorageContract):
     def make_storage(self) -> Storage:
-        self._schema = _create_schema()
-        return PostgresStorage(_with_search_path(SERVER, self._schema), timeout=5.0)
+        self._schema = create_schema(SERVER)
+        return PostgresStorage(with_search_path(SERVER, self._schema), timeout=5.0)
 
     def teardown_method(self, method: object = None) -> None:
         try:
             super().teardown_method(method)
         finally:
-            _drop_schema(self._schema)
+            drop_schema(SERVER, self._schema)
 
 
 def _race_in_child(

@@ -18,15 +18,13 @@ in a fresh schema dropped afterwards.
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
+from _postgres import find_server, fresh_schema
 from _stress_support import (
     DELIVERIES_PER_EVENT,
     START,
@@ -38,7 +36,7 @@ from _stress_support import (
     open_worker_storage,
     seed_offerings,
 )
-from zentitle_stripe.storage import EventStatus, Storage, redact_url
+from zentitle_stripe.storage import EventStatus, Storage
 from zentitle_stripe.testing import StripeEmulator, ZentitleEmulator
 
 pytestmark = pytest.mark.slow
@@ -158,59 +156,12 @@ def test_stress_sqlite_processes(tmp_path: Path) -> None:
 
 # -- PostgreSQL: discovery and isolation as in test_storage_postgres.py --------------------
 
-_REQUIRED = os.environ.get("ZENTITLE_STRIPE_REQUIRE_POSTGRES") == "1"
-_HOW = (
-    "start PostgreSQL or set ZENTITLE_STRIPE_TEST_POSTGRES=postgresql://... "
-    "(ZENTITLE_STRIPE_REQUIRE_POSTGRES=1 turns this skip into a failure)"
-)
-
-
-def _unavailable(reason: str) -> None:
-    if _REQUIRED:
-        pytest.fail(f"PostgreSQL is required but {reason}", pytrace=False)
-    pytest.skip(f"{reason}: {_HOW}")
-
-
-def _find_server() -> str:
-    try:
-        import psycopg
-    except ImportError:
-        _unavailable("psycopg is not installed (extra 'postgres')")
-        raise AssertionError("unreachable") from None
-    configured = os.environ.get("ZENTITLE_STRIPE_TEST_POSTGRES")
-    candidates = (
-        [configured]
-        if configured
-        else ["postgresql://postgres@127.0.0.1:5432/test", "postgresql:///test"]
-    )
-    errors = []
-    for url in candidates:
-        try:
-            with psycopg.connect(url, connect_timeout=3) as conn:
-                conn.execute("SELECT 1")
-        except psycopg.Error as exc:
-            errors.append(f"{redact_url(url)}: {' '.join(str(exc).split())}")
-            continue
-        return url
-    _unavailable("no PostgreSQL server answered (" + "; ".join(errors) + ")")
-    raise AssertionError("unreachable")
-
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL whose connections see only a fresh schema, dropped afterwards."""
-    server = _find_server()  # skips (or fails) first when psycopg or the server is missing
-    import psycopg
-
-    schema = f"zs_stress_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    joiner = "&" if "?" in server else "?"
-    try:
-        yield f"{server}{joiner}options={quote(f'-c search_path={schema}')}"
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with fresh_schema(find_server(), prefix="zs_stress") as url:
+        yield url
 
 
 @pytest.mark.postgres
