@@ -18,7 +18,7 @@ from zentitle_stripe.events import parse_invoice
 from zentitle_stripe.flows import COVERAGE_SLACK
 from zentitle_stripe.storage import EventStatus
 from zentitle_stripe.storage.sqlite import SQLiteStorage
-from zentitle_stripe.testing import EmulatedWorld
+from zentitle_stripe.testing import NEW_API_VERSION, OLD_API_VERSION, EmulatedWorld
 
 
 def deliver_until_acknowledged(
@@ -94,10 +94,10 @@ def test_payment_and_cancellation_racing_end_with_no_active_licence(tmp_path: Pa
 # -- every order -----------------------------------------------------------------------
 
 
-def _story(cancel: bool) -> tuple[EmulatedWorld, str, list[dict[str, Any]], int]:
+def _story(cancel: bool, api_version: str) -> tuple[EmulatedWorld, str, list[dict[str, Any]], int]:
     """First payment, two renewals and maybe a cancellation; returns the world, the
     subscription, its events in the order Stripe created them, and the last period end."""
-    world = EmulatedWorld()
+    world = EmulatedWorld(api_version=api_version)
     world.offering("PRO-1Y")
     world.offering("ADDON-1Y")
     subscription_id, paid = world.subscribe(
@@ -112,18 +112,19 @@ def _story(cancel: bool) -> tuple[EmulatedWorld, str, list[dict[str, Any]], int]
 
 
 @settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(
     cancel=st.booleans(),
+    api_version=st.sampled_from([OLD_API_VERSION, NEW_API_VERSION]),
     data=st.data(),
 )
 def test_any_delivery_order_with_duplicates_ends_in_the_same_licence(
-    cancel: bool, data: st.DataObject
+    cancel: bool, api_version: str, data: st.DataObject
 ) -> None:
-    world, subscription_id, events, last_period_end = _story(cancel)
+    world, subscription_id, events, last_period_end = _story(cancel, api_version)
     copies = data.draw(
         st.lists(st.integers(min_value=1, max_value=2), min_size=len(events), max_size=len(events))
     )
