@@ -90,6 +90,8 @@ def test_each_missing_required_setting_is_named(missing: str) -> None:
         ("STRIPE_API_BASE", "localhost:1234", "STRIPE_API_BASE must be an http"),
         ("ZENTITLE_STRIPE_TOLERANCE", "five", "must be a number"),
         ("ZENTITLE_STRIPE_TOLERANCE", "-1", "must not be negative"),
+        ("ZENTITLE_STRIPE_LEASE_SECONDS", "0", "must be positive"),
+        ("ZENTITLE_STRIPE_HTTP_TIMEOUT", "0", "must be positive"),
         ("ZENTITLE_STRIPE_MAX_BODY_BYTES", "1.5", "whole number"),
         ("ZENTITLE_STRIPE_MAX_BODY_BYTES", "0", "must be positive"),
         ("ZENTITLE_STRIPE_CONFIG_ERROR_STATUS", "500", "422 .default. or 200"),

@@ -582,3 +582,16 @@ def test_renewal_that_provisions_then_fails_to_renew_is_renewed_on_retry(
     for entitlement in world.entitlements(subscription_id):
         assert entitlement.expiry_date is not None
         assert entitlement.expiry_date.timestamp() == pytest.approx(period_end, abs=86400)
+
+
+def test_deleted_stripe_customer_is_licensed_without_a_metadata_write(
+    world: EmulatedWorld,
+) -> None:
+    subscription_id, paid = subscribe_two(world)
+    world.stripe_emulator.delete_customer(
+        world.stripe_emulator.subscription(subscription_id)["customer"]
+    )
+    response = world.deliver(paid)
+    assert response.status == 200, detail(response)
+    assert len(world.groups(subscription_id)) == 1
+    assert world.stripe_emulator.count("POST", "/v1/customers/") == 0

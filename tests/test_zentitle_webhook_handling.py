@@ -108,8 +108,15 @@ def test_tampered_body_is_rejected(provisioner: Provisioner, emulator: ZentitleE
     )
 
 
-def test_without_a_key_zentitle_webhooks_are_refused_clearly(storage: MemoryStorage) -> None:
-    provisioner = Provisioner(webhook_secrets=["whsec_x"], storage=storage)
+@pytest.mark.parametrize("config_error_status", [422, 200])
+def test_without_a_key_zentitle_webhooks_are_refused_clearly(
+    storage: MemoryStorage, config_error_status: int
+) -> None:
+    """Always 422: the body cannot be verified, so it is not recorded, and a 200 would
+    lose it for good."""
+    provisioner = Provisioner(
+        webhook_secrets=["whsec_x"], storage=storage, config_error_status=config_error_status
+    )
     response = provisioner.handle_zentitle_event(envelope(), "c2ln")
     assert response.status == 422
     assert "ZENTITLE_WEBHOOK_PUBLIC_KEY" in json.loads(response.body)["detail"]

@@ -130,11 +130,11 @@ class Settings:
             storage_url=storage_url,
             tolerance=read.number("ZENTITLE_STRIPE_TOLERANCE", DEFAULT_TOLERANCE),
             max_body_bytes=read.integer("ZENTITLE_STRIPE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-            lease_seconds=read.number("ZENTITLE_STRIPE_LEASE_SECONDS", 120.0),
+            lease_seconds=read.number("ZENTITLE_STRIPE_LEASE_SECONDS", 120.0, positive=True),
             config_error_status=config_error_status,
             lookup_key_fallback=read.boolean("ZENTITLE_STRIPE_LOOKUP_KEY_FALLBACK", False),
             seat_policy="offering" if seat_policy == "offering" else "multiply",
-            http_timeout=read.number("ZENTITLE_STRIPE_HTTP_TIMEOUT", 10.0),
+            http_timeout=read.number("ZENTITLE_STRIPE_HTTP_TIMEOUT", 10.0, positive=True),
         )
 
 
@@ -159,7 +159,7 @@ class _Reader:
     def optional_url(self, name: str) -> str | None:
         return self.url(name) if self.env.get(name, "").strip() else None
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float, *, positive: bool = False) -> float:
         text = self.env.get(name, "").strip()
         if not text:
             return default
@@ -167,8 +167,9 @@ class _Reader:
             value = float(text)
         except ValueError:
             raise ConfigurationError(f"{name} must be a number, got {text!r}") from None
-        if value < 0:
-            raise ConfigurationError(f"{name} must not be negative, got {text!r}")
+        if value < 0 or (positive and value == 0):
+            rule = "must be positive" if positive else "must not be negative"
+            raise ConfigurationError(f"{name} {rule}, got {text!r}")
         return value
 
     def integer(self, name: str, default: int) -> int:

@@ -1,6 +1,9 @@
 """Every error zentitle-stripe raises on purpose.
 
-One root, so ``except ZentitleStripeError`` catches all of them::
+One root, so ``except ZentitleStripeError`` catches all of them:
+
+.. code-block:: text
+
 
     ZentitleStripeError
     ├── ConfigurationError          a setting is missing or malformed (names the variable)
@@ -21,7 +24,8 @@ One root, so ``except ZentitleStripeError`` catches all of them::
         └── StripeAPIError          Stripe's API
 
 ``ZentitleAPIError`` and ``StripeAPIError`` are raised by the API clients; the
-provisioner maps them (transient -> 503, permanent -> 422 or 500) in one place,
+provisioner maps them (transient -> 503, permanent -> 422, or 200 when
+``ZENTITLE_STRIPE_CONFIG_ERROR_STATUS=200``) in one place,
 :func:`zentitle_stripe.responses.status_for`.
 """
 

@@ -309,7 +309,7 @@ class Provisioning:
             self.storage.put_customer_link(stripe_customer_id, zentitle_id)
             if created and email:
                 self.zentitle.create_contact(zentitle_id, email=email)
-            if customer.metadata.get(CUSTOMER_METADATA_KEY) != zentitle_id:
+            if not customer.deleted and customer.metadata.get(CUSTOMER_METADATA_KEY) != zentitle_id:
                 self.stripe.update_customer_metadata(
                     stripe_customer_id, {CUSTOMER_METADATA_KEY: zentitle_id}
                 )

@@ -308,13 +308,15 @@ class Provisioner:
         """Handle one Zentitle2 webhook delivery: raw body and its ``N-Signature`` header."""
         started = time.perf_counter()
         if self.zentitle_webhook_key is None:
-            outcome = Outcome(
-                OutcomeKind.FAILED,
+            # Always 422, never the 200 of ZENTITLE_STRIPE_CONFIG_ERROR_STATUS: an
+            # unverifiable body is not recorded, so only Zentitle2's retry can bring it back.
+            missing = ProvisioningConfigError(
                 "Zentitle2 webhooks are not configured: set ZENTITLE_WEBHOOK_PUBLIC_KEY to the "
-                "account's RSA modulus or JWK (GET /api/v1/account/key)",
+                "account's RSA modulus or JWK (GET /api/v1/account/key)"
             )
-            self._log(ZENTITLE, None, None, outcome, self.config_error_status, started)
-            return WebhookResponse.build(self.config_error_status, outcome)
+            outcome = Outcome(OutcomeKind.FAILED, str(missing))
+            self._log(ZENTITLE, None, None, outcome, status_for(missing), started)
+            return WebhookResponse.build(status_for(missing), outcome)
         try:
             body = self._check_size(payload)
             self.zentitle_webhook_key.verify(body, signature)

@@ -19,6 +19,7 @@ from ._base import (
     NewEvent,
     Storage,
     SubscriptionState,
+    decide_claim,
 )
 from .memory import MemoryStorage
 from .sqlite import SQLiteStorage
@@ -34,6 +35,7 @@ __all__ = [
     "SQLiteStorage",
     "Storage",
     "SubscriptionState",
+    "decide_claim",
     "open_storage",
     "redact_url",
 ]
