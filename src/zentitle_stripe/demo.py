@@ -188,9 +188,10 @@ class DemoStory:
     def cancel(self, step: StepResult) -> None:
         step.status, body = self.post(self.stripe.cancel_subscription(self.subscription_id))
         step.outcome = body["outcome"]
-        statuses = [e.status for e in self.entitlements()]
+        entitlements = self.entitlements()
+        statuses = [e.status for e in entitlements]
         step.ok = step.outcome == "revoked" and statuses == ["disabled", "disabled"]
-        step.detail = f"entitlements now {', '.join(str(s) for s in statuses)}"
+        step.detail = "entitlements now " + ", ".join(f"{e.sku} {e.status}" for e in entitlements)
 
 
 def _marks(out: TextIO) -> tuple[str, str]:
