@@ -431,7 +431,7 @@ def test_garbled_zentitle_body_is_recorded_and_replayable(world: EmulatedWorld) 
     subscription_id, paid = subscribe_two(world)
     world.zentitle_emulator.inject_fault("POST", r"/entitlements/groups$", "bad_body")
     response = world.deliver(paid)
-    assert response.status in (422, 503)
+    assert response.status == 503  # not JSON: a glitch worth a retry
     assert b"Traceback" not in response.body
     record = world.storage.get_event(paid["id"])
     assert record is not None

@@ -386,20 +386,20 @@ def test_api_error_prefers_details_then_error(
 
 
 @pytest.mark.parametrize(
-    "response",
+    ("response", "transient"),
     [
-        httpx.Response(200, text="<html>proxy</html>"),
-        httpx.Response(200, json=["not", "an", "object"]),
-        httpx.Response(200, json={"name": "no id"}),
+        (httpx.Response(200, text="<html>proxy</html>"), True),
+        (httpx.Response(200, json=["not", "an", "object"]), False),
+        (httpx.Response(200, json={"name": "no id"}), False),
     ],
 )
 def test_malformed_success_body(
-    client: ZentitleClient, router: respx.MockRouter, response: httpx.Response
+    client: ZentitleClient, router: respx.MockRouter, response: httpx.Response, transient: bool
 ) -> None:
     router.get(f"{API}/api/v1/customers/cust_1").mock(return_value=response)
     with pytest.raises(ZentitleAPIError, match="unexpected response body") as info:
         client.get_customer("cust_1")
-    assert not info.value.transient
+    assert info.value.transient is transient
 
 
 def test_list_without_items_is_unexpected(client: ZentitleClient, router: respx.MockRouter) -> None:

@@ -446,18 +446,23 @@ class ZentitleClient:
         )
 
     @staticmethod
-    def _unexpected(method: str, path: str, response: httpx.Response, why: str) -> ZentitleAPIError:
+    def _unexpected(
+        method: str, path: str, response: httpx.Response, why: str, *, transient: bool = False
+    ) -> ZentitleAPIError:
         snippet = response.text[:80]
         return ZentitleAPIError(
             f"Zentitle2 {method} {path} returned an unexpected response body ({why}): {snippet!r}",
             status=response.status_code,
+            transient=transient,
         )
 
     def _json(self, method: str, path: str, response: httpx.Response) -> Any:
         try:
             return response.json()
         except ValueError:
-            raise self._unexpected(method, path, response, "not JSON") from None
+            # Not JSON at all: a proxy's page or a cut connection, worth a retry. JSON of
+            # the wrong shape (below) is a contract change, which a retry will not fix.
+            raise self._unexpected(method, path, response, "not JSON", transient=True) from None
 
     def _parse(
         self,
