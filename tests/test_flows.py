@@ -270,14 +270,10 @@ def test_renewal_state_lost_is_still_not_applied_twice(world: EmulatedWorld) -> 
     expiries = [e.expiry_date for e in world.entitlements(subscription_id)]
     state = world.storage.get_subscription(subscription_id)
     assert state is not None
-    world.storage.put_subscription(SubscriptionState(**{**_fields(state), "renewed_invoices": ()}))
+    world.storage.put_subscription(attrs.evolve(state, renewed_invoices=()))
     response = world.provisioner.replay(renewal["id"])
     assert kind(response) is OutcomeKind.DUPLICATE
     assert [e.expiry_date for e in world.entitlements(subscription_id)] == expiries
-
-
-def _fields(state: SubscriptionState) -> dict[str, Any]:
-    return attrs.asdict(state, recurse=False)
 
 
 def test_renewal_of_an_unknown_subscription_provisions_it_once(world: EmulatedWorld) -> None:

@@ -18,6 +18,7 @@ from zentitle_stripe.storage import (
     EventStatus,
     NewEvent,
     SubscriptionState,
+    decide_claim,
 )
 
 
@@ -44,12 +45,12 @@ class DictStorage:
         key = (event.source, event.event_id)
         with self._lock:
             record = self._events.get(key)
+            # The claim rule every backend shares: duplicate, in progress, or ours.
+            result = decide_claim(record, now=now, reclaim_done=reclaim_done)
+            if result is not ClaimResult.CLAIMED:
+                assert record is not None
+                return Claim(result, record)
             if record is not None:
-                if record.status is EventStatus.DONE and not reclaim_done:
-                    return Claim(ClaimResult.DUPLICATE, record)
-                lease = record.lease_expires or 0.0
-                if record.status is EventStatus.PROCESSING and lease > now:
-                    return Claim(ClaimResult.IN_PROGRESS, record)
                 # FAILED, an expired lease (a crashed worker) or a replay: take it over,
                 # keeping the payload first recorded.
                 record = attrs.evolve(

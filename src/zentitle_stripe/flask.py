@@ -9,7 +9,7 @@ the core returns is sent back as it is (status, JSON body, ``Retry-After``)::
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import Any
 
 from .exceptions import MissingExtraError
 
@@ -18,25 +18,11 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by simulating a missing flask
     raise MissingExtraError("zentitle_stripe.flask", "flask") from exc
 
+from ._body import read_bounded
 from .provisioner import Provisioner
 from .responses import WebhookResponse
 
 __all__ = ["init_app", "make_blueprint"]
-
-
-def _read_body(limit: int) -> bytes:
-    """The raw body as received, but never more than ``limit + 1`` bytes: enough for the
-    core to answer 413, whatever the sender declared or streams."""
-    stream: IO[bytes] = request.stream
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = stream.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def _render(response: WebhookResponse) -> Response:
@@ -54,11 +40,11 @@ def make_blueprint(
     blueprint = Blueprint(name, __name__)
 
     def stripe_webhook() -> Response:
-        body = _read_body(provisioner.max_body_bytes)
+        body = read_bounded(request.stream.read, provisioner.max_body_bytes)
         return _render(provisioner.handle_event(body, request.headers.get("Stripe-Signature")))
 
     def zentitle_webhook() -> Response:
-        body = _read_body(provisioner.max_body_bytes)
+        body = read_bounded(request.stream.read, provisioner.max_body_bytes)
         signature = request.headers.get("N-Signature")
         return _render(provisioner.handle_zentitle_event(body, signature))
 

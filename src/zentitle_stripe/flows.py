@@ -132,9 +132,7 @@ class Provisioning:
     # -- invoice.paid ---------------------------------------------------------------------
 
     def _invoice_paid(self, invoice: Invoice, subscription_id: str, owner: str) -> Outcome:
-        state = self.storage.get_subscription(subscription_id) or SubscriptionState(
-            subscription_id=subscription_id, stripe_customer_id=invoice.customer_id
-        )
+        state = self.storage.get_subscription(subscription_id) or SubscriptionState(subscription_id)
         if state.canceled:
             disabled = self._disable_group(state) if state.group_id else 0
             return Outcome.ignored(
@@ -175,7 +173,7 @@ class Provisioning:
                 f"no line of invoice {invoice.id} has a Price with metadata "
                 f"{SKU_METADATA_KEY!r}, so there is nothing to license"
             )
-        offerings = {line.sku: self._offering_seats(line) for line in lines}
+        seats = {line.sku: self._offering_seats(line) for line in lines}
 
         created_group = False
         if state.group_id is None:
@@ -191,7 +189,7 @@ class Provisioning:
                 created_group = True
             # Seats before recording: a crash in between leaves a group the retry finds
             # and whose seats it sets again (an absolute value, so no harm done).
-            self._apply_seats(group, lines, offerings)
+            self._apply_seats(group, lines, seats)
             state = attrs.evolve(
                 state, group_id=group.id, activation_codes=tuple(group.activation_codes)
             )
@@ -410,11 +408,7 @@ class Provisioning:
             for entitlement in group.entitlements
             if self._renew_until_covered(entitlement, period_end)
         ]
-        state = attrs.evolve(
-            state,
-            paid_through=max(period_end, state.paid_through or 0),
-            renewed_invoices=_remember(state.renewed_invoices, invoice.id),
-        )
+        state = attrs.evolve(state, renewed_invoices=_remember(state.renewed_invoices, invoice.id))
         self.storage.put_subscription(state)
         until = datetime.fromtimestamp(period_end, timezone.utc).date().isoformat()
         if provisioned is not None:
@@ -467,9 +461,7 @@ class Provisioning:
     # -- customer.subscription.deleted ----------------------------------------------------------
 
     def _subscription_deleted(self, subscription_id: str, customer_id: str | None) -> Outcome:
-        state = self.storage.get_subscription(subscription_id) or SubscriptionState(
-            subscription_id=subscription_id, stripe_customer_id=customer_id
-        )
+        state = self.storage.get_subscription(subscription_id) or SubscriptionState(subscription_id)
         # Remember first: a late or retried payment must not create a licence after this.
         state = attrs.evolve(state, canceled=True)
         if state.group_id is None:

@@ -12,6 +12,7 @@ from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from .._body import read_bounded
 from ..provisioner import Provisioner
 from ..responses import WebhookResponse
 
@@ -48,20 +49,6 @@ def get_provisioner() -> Provisioner:
         return _provisioner
 
 
-def _read_body(request: HttpRequest, limit: int) -> bytes:
-    """The raw body as received, but never more than ``limit + 1`` bytes: enough for the
-    core to answer 413, whatever the sender declared or streams."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = request.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 def _render(response: WebhookResponse) -> HttpResponse:
     return HttpResponse(response.body, status=response.status, headers=dict(response.headers))
 
@@ -69,7 +56,7 @@ def _render(response: WebhookResponse) -> HttpResponse:
 def _stripe_webhook(request: HttpRequest) -> HttpResponse:
     """Stripe's webhook: raw body and ``Stripe-Signature`` go to ``handle_event``."""
     provisioner = get_provisioner()
-    body = _read_body(request, provisioner.max_body_bytes)
+    body = read_bounded(request.read, provisioner.max_body_bytes)
     signature = request.headers.get("Stripe-Signature")
     return _render(provisioner.handle_event(body, signature))
 
@@ -77,7 +64,7 @@ def _stripe_webhook(request: HttpRequest) -> HttpResponse:
 def _zentitle_webhook(request: HttpRequest) -> HttpResponse:
     """Zentitle2's webhook: raw body and ``N-Signature`` go to ``handle_zentitle_event``."""
     provisioner = get_provisioner()
-    body = _read_body(request, provisioner.max_body_bytes)
+    body = read_bounded(request.read, provisioner.max_body_bytes)
     signature = request.headers.get("N-Signature")
     return _render(provisioner.handle_zentitle_event(body, signature))
 

@@ -134,14 +134,11 @@ class SubscriptionState:
     """
 
     subscription_id: str
-    stripe_customer_id: str | None = None
     zentitle_customer_id: str | None = None
     group_id: str | None = None
     activation_codes: tuple[str, ...] = ()
     codes_written: bool = False
     canceled: bool = False
-    paid_through: int | None = None
-    """The latest service-period end a paid invoice covered (unix seconds)."""
     renewed_invoices: tuple[str, ...] = ()
     """Invoice ids whose renewal was applied, newest last (bounded)."""
 

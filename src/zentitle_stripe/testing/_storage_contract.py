@@ -211,13 +211,11 @@ class StorageContract:
         assert self.storage.get_subscription("sub_1") is None
         state = SubscriptionState(
             subscription_id="sub_1",
-            stripe_customer_id="cus_1",
             zentitle_customer_id="cust_1",
             group_id="egr_1",
             activation_codes=("AAAA-BBBB", "CCCC-DDDD"),
             codes_written=True,
             canceled=False,
-            paid_through=1_830_000_000,
             renewed_invoices=("in_1", "in_2"),
         )
         self.storage.put_subscription(state)
