@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from zentitle_stripe.demo import DemoStory
-from zentitle_stripe.testing import EmulatedWorld
+from zentitle_stripe.testing import EmulatedWorld, take_contract_violations
 
 # CI machines are small and shared: judge properties, not the speed of generating inputs.
 settings.register_profile(
@@ -22,6 +22,21 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("zentitle-stripe")
+
+
+@pytest.fixture(autouse=True)
+def _zentitle_contract_holds() -> Iterator[None]:
+    """Fail any test during which the Zentitle2 emulator saw or sent something outside
+    Zentitle2's contract, even when the code under test caught the violation."""
+    take_contract_violations()
+    yield
+    violations = take_contract_violations()
+    if violations:
+        pytest.fail(
+            "Zentitle2 contract violated:\n" + "\n".join(str(v) for v in violations),
+            pytrace=False,
+        )
+
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 

@@ -389,21 +389,70 @@ def test_crash_half_way_then_retry_creates_no_second_group(
     assert world.activation_codes(subscription_id) == ",".join(group.activation_codes)
     assert [e.seat_count for e in world.entitlements(subscription_id)] == [4]
     assert world.zentitle_emulator.count("POST", "/api/v1/entitlements/groups") == 1
+    # The retry read the seat count (a group read has none) and did not PATCH again.
+    assert world.zentitle_emulator.count("PATCH", "/api/v1/entitlements/") == 1
 
 
-def test_lost_response_on_group_create_is_503_and_the_retry_finds_the_group(
-    world: EmulatedWorld,
+@pytest.mark.parametrize("fault", ["lost_response", "502_after", "503_after", "504_after"])
+def test_group_create_that_landed_without_an_answer_is_found_not_repeated(
+    world: EmulatedWorld, fault: str
 ) -> None:
     subscription_id, paid = subscribe_two(world)
-    world.zentitle_emulator.inject_fault("POST", r"/entitlements/groups$", "lost_response")
+    world.zentitle_emulator.inject_fault("POST", r"/entitlements/groups$", fault)
     response = world.deliver(paid)
-    assert response.status == 503
-    assert "Retry-After" in response.headers
-    assert len(world.groups(subscription_id)) == 1  # it was created, the answer was lost
+    assert response.status == 200, detail(response)
+    (group,) = world.groups(subscription_id)  # created once, the answer lost, then found
+    assert world.activation_codes(subscription_id) == ",".join(group.activation_codes)
+    assert world.zentitle_emulator.count("POST", "/api/v1/entitlements/groups") == 1
 
     assert world.deliver(paid).status == 200
     assert len(world.groups(subscription_id)) == 1
-    assert world.activation_codes(subscription_id)
+
+
+@pytest.mark.parametrize("fault", ["timeout", "502", "503", "504"])
+def test_group_create_that_may_have_failed_is_looked_for_then_left_to_a_retry(
+    world: EmulatedWorld, fault: str
+) -> None:
+    subscription_id, paid = subscribe_two(world)
+    world.zentitle_emulator.inject_fault("POST", r"/entitlements/groups$", fault)
+    response = world.deliver(paid)
+    assert response.status == 503, detail(response)
+    assert "Retry-After" in response.headers
+    assert world.groups(subscription_id) == []  # it never landed, and was not repeated
+    assert world.zentitle_emulator.count("POST", "/api/v1/entitlements/groups") == 1
+
+    assert world.deliver(paid).status == 200
+    assert len(world.groups(subscription_id)) == 1
+
+
+@pytest.mark.parametrize("fault", ["lost_response", "503_after"])
+def test_customer_create_that_landed_without_an_answer_leaves_one_customer(
+    world: EmulatedWorld, fault: str
+) -> None:
+    subscription_id, paid = subscribe_two(world, email="late@example.com")
+    world.zentitle_emulator.inject_fault("POST", r"/api/v1/customers$", fault)
+    first = world.deliver(paid)
+    if first.status != 200:
+        assert first.status == 503, detail(first)
+        assert world.deliver(paid).status == 200
+    (customer,) = world.zentitle_emulator.customers()
+    requests = world.zentitle_emulator.requests
+    assert [r.method for r in requests if r.path == "/api/v1/customers"] == ["POST", "GET"]
+    (group,) = world.groups(subscription_id)
+    assert group.customer_id == customer.id
+
+
+@pytest.mark.parametrize("fault", ["lost_response", "503_after"])
+def test_contact_create_that_landed_without_an_answer_is_found(
+    world: EmulatedWorld, fault: str
+) -> None:
+    subscription_id, paid = subscribe_two(world, email="contact@example.com")
+    world.zentitle_emulator.inject_fault("POST", r"/contacts$", fault)
+    assert world.deliver(paid).status == 200
+    (customer,) = world.zentitle_emulator.customers()
+    contacts = world.zentitle.search_contacts("contact@example.com")
+    assert [c.customer_id for c in contacts] == [customer.id]
+    assert len(world.groups(subscription_id)) == 1
 
 
 @pytest.mark.parametrize("fault", ["timeout", "connect", "429", "500", "502", "503", "504"])
@@ -526,18 +575,6 @@ def test_renewals_delivered_late_and_out_of_order_still_cover_the_paid_period(
     for entitlement in world.entitlements(subscription_id):
         assert entitlement.expiry_date is not None
         assert entitlement.expiry_date.timestamp() == pytest.approx(paid_through, abs=86400)
-
-
-def test_lost_answer_to_customer_creation_does_not_create_a_second_customer(
-    world: EmulatedWorld,
-) -> None:
-    subscription_id, paid = subscribe_two(world)
-    world.zentitle_emulator.inject_fault("POST", r"/api/v1/customers$", "lost_response")
-    assert world.deliver(paid).status == 503
-    assert world.deliver(paid).status == 200
-    assert len(world.zentitle_emulator.customers()) == 1
-    (group,) = world.groups(subscription_id)
-    assert group.customer_id == world.zentitle_emulator.customers()[0].id
 
 
 def test_two_subscriptions_of_one_buyer_at_once_make_one_customer(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import respx
 from zentitle_stripe.exceptions import ZentitleAPIError
 from zentitle_stripe.testing import ZentitleEmulator
 from zentitle_stripe.zentitle import ZentitleAPI, ZentitleClient
+from zentitle_stripe.zentitle.models import Interval
 
 API = "https://t1.api.example.test"
 TOKEN_URL = "https://t1.keycloak.example.test/realms/t1/protocol/openid-connect/token"
@@ -332,13 +333,24 @@ def test_create_is_retried_when_it_certainly_did_not_arrive(
         side_effect=[
             httpx.ConnectError("refused"),
             httpx.Response(429, headers={"Retry-After": "1"}),
-            httpx.Response(503),
             httpx.Response(201, json=CUSTOMER),
         ]
     )
     assert client.create_customer(name="Acme", account_ref_id="cus_1").id == "cust_1"
-    assert route.call_count == 4
+    assert route.call_count == 3
     assert route.calls.last.request.read() == b'{"name":"Acme","accountRefId":"cus_1"}'
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_create_is_not_repeated_after_a_gateway_error_that_may_follow_the_work(
+    client: ZentitleClient, router: respx.MockRouter, status: int
+) -> None:
+    route = router.post(f"{API}/api/v1/entitlements/groups").respond(status, text="<html>")
+    with pytest.raises(ZentitleAPIError) as caught:
+        client.create_entitlement_group(skus=["pro"], order_ref_id="sub_1")
+    assert route.call_count == 1
+    assert caught.value.may_have_landed
+    assert caught.value.transient
 
 
 def test_renew_is_treated_like_a_create(client: ZentitleClient, router: respx.MockRouter) -> None:
@@ -486,7 +498,9 @@ def test_full_flow_against_emulator(emulator: ZentitleEmulator, emulated: Zentit
     customer = emulated.create_customer(name="Acme", account_ref_id="cus_123")
     assert emulated.get_customer(customer.id) == customer
     contact = emulated.create_contact(customer.id, email="Buyer@Example.com", first_name="Ann")
-    assert emulated.search_contacts("buyer@example.com") == [contact]
+    assert contact.customer_id is None  # CustomerContactModel names no customer
+    (found,) = emulated.search_contacts("buyer@example.com")
+    assert (found.id, found.customer_id, found.first_name) == (contact.id, customer.id, "Ann")
 
     group = emulated.create_entitlement_group(
         skus=["pro-monthly", "addon-yearly"], customer_id=customer.id, order_ref_id="in_1"
@@ -495,13 +509,21 @@ def test_full_flow_against_emulator(emulator: ZentitleEmulator, emulated: Zentit
     assert len(group.activation_codes) == 1
     assert group.entitlements == ()  # listed only with expand, as the real API does
     group = emulated.get_entitlement_group(group.id)
-    monthly, yearly = group.entitlements
+    short_monthly, short_yearly = group.entitlements
+    # The group's entitlements are the contract's short model: status, never expiry/seats.
+    assert (short_monthly.sku, short_monthly.status) == ("pro-monthly", "active")
+    assert (short_monthly.expiry_date, short_monthly.seat_count) == (None, None)
+    monthly = emulated.get_entitlement(short_monthly.id)
+    yearly = emulated.get_entitlement(short_yearly.id)
     assert (monthly.sku, monthly.seat_count, monthly.status) == ("pro-monthly", 3, "active")
     assert monthly.activation_date == emulator.now
     assert monthly.expiry_date == datetime(2025, 2, 28, 12, 0, tzinfo=timezone.utc)
+    assert monthly.license_duration == Interval("month", 1)
+    assert monthly.grace_period == Interval("day", 7)
     assert yearly.expiry_date == datetime(2026, 1, 31, 12, 0, tzinfo=timezone.utc)
     assert emulated.get_entitlement_group(group.id) == group
-    assert emulated.find_entitlement_groups("in_1", customer_id=customer.id) == [group]
+    (found_group,) = emulated.find_entitlement_groups("in_1", customer_id=customer.id)
+    assert (found_group.id, found_group.activation_codes) == (group.id, group.activation_codes)
 
     emulated.disable_entitlement(monthly.id)
     assert emulated.get_entitlement(monthly.id).status == "disabled"

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from zentitle_stripe.testing import ZentitleEmulator
+from zentitle_stripe.testing import ZentitleEmulator, allow_contract_violations
 from zentitle_stripe.zentitle_webhooks import (
     EntitlementGroupCreated,
     EntitlementRenewed,
@@ -131,7 +131,8 @@ def test_order_ref_id_is_not_unique(emulator: ZentitleEmulator, http: httpx.Clie
     ],
 )
 def test_group_validation(http: httpx.Client, body: dict[str, Any], prop: str) -> None:
-    response = http.post("/api/v1/entitlements/groups", json=body)
+    with allow_contract_violations():  # invalid on purpose, as a buggy client would send
+        response = http.post("/api/v1/entitlements/groups", json=body)
     assert response.status_code == 422
     assert response.json()["validationErrors"][0]["propertyName"] == prop
 
@@ -245,8 +246,9 @@ def test_perpetual_and_disabled_cannot_be_renewed(
 def test_update_validates(emulator: ZentitleEmulator, http: httpx.Client) -> None:
     (entitlement,) = emulator.entitlements(create_group(http)["id"])
     path = f"/api/v1/entitlements/{entitlement.id}"
-    assert http.patch(path, json={"seatCount": 0}).status_code == 422
-    assert http.patch(path, json={"expiryDate": "soon"}).status_code == 422
+    with allow_contract_violations():  # invalid on purpose
+        assert http.patch(path, json={"seatCount": 0}).status_code == 422
+        assert http.patch(path, json={"expiryDate": "soon"}).status_code == 422
     response = http.patch(path, json={"seatCount": 4, "expiryDate": "2030-01-01T00:00:00Z"})
     assert response.status_code == 204
     (updated,) = emulator.entitlements()

@@ -30,7 +30,9 @@ def test_client_and_clock() -> None:
         assert offering.seat_count == 5
 
         group = client.create_entitlement_group(skus=["PRO-1Y"], order_ref_id="sub_123")
-        (entitlement,) = client.get_entitlement_group(group.id).entitlements
+        (listed,) = client.get_entitlement_group(group.id).entitlements
+        assert listed.expiry_date is None  # a group's entitlements carry no expiry...
+        entitlement = client.get_entitlement(listed.id)  # ...the entitlement itself does
         assert entitlement.expiry_date == datetime(2027, 1, 15, tzinfo=timezone.utc)
 
         emulator.advance(timedelta(days=400))  # 2027-02-19: expired

@@ -151,7 +151,12 @@ class RemoteAPIError(ZentitleStripeError):
 
 
 class ZentitleAPIError(RemoteAPIError):
-    """Zentitle2's Management API failed; ``validation_errors`` holds its field messages."""
+    """Zentitle2's Management API failed; ``validation_errors`` holds its field messages.
+
+    ``may_have_landed`` is true when the request may have done its work although it
+    failed (a timeout after sending, a 5xx from a gateway, an unreadable 2xx): a caller
+    must look before repeating a create or a renew.
+    """
 
     service = "Zentitle2"
 
@@ -165,6 +170,7 @@ class ZentitleAPIError(RemoteAPIError):
         error_code: str | None = None,
         details: str | None = None,
         validation_errors: tuple[str, ...] = (),
+        may_have_landed: bool = False,
     ) -> None:
         super().__init__(
             message,
@@ -175,6 +181,7 @@ class ZentitleAPIError(RemoteAPIError):
         )
         self.details = details
         self.validation_errors = validation_errors
+        self.may_have_landed = may_have_landed
 
 
 class StripeAPIError(RemoteAPIError):

@@ -3,9 +3,12 @@
 Neither Stripe nor Zentitle2 offers a transaction across both, and Zentitle2 has no
 idempotency keys, so every flow is written to be *resumable*: each remote write is
 preceded by a check that finds its earlier effect (the entitlement group by
-``orderRefId``, the renewal by comparing expiry with the paid period), and storage records
-each step right after it succeeds. A crash at any point leaves state that the next
-delivery of the same event (or a ``replay``) completes without doing anything twice.
+``orderRefId``, the renewal by comparing each entitlement's expiry, read with
+``GET /api/v1/entitlements/{id}``, with the paid period), and storage records each step
+right after it succeeds. A crash at any point leaves state that the next delivery of the
+same event (or a ``replay``) completes without doing anything twice. A create or renew
+whose answer was lost (a timeout, or a 5xx that a gateway may send after the backend
+acted) is followed by a look, never by a blind repeat.
 
 All work for one subscription runs under a per-subscription lock in storage, so a payment
 and a cancellation of the same subscription never interleave their remote calls, even
@@ -184,12 +187,13 @@ class Provisioning:
             state = attrs.evolve(state, zentitle_customer_id=customer_id)
             # A customer created just now has no groups yet: skip the lookup.
             group = None if new_customer else self._find_group(subscription_id, customer_id)
+            fresh = False
             if group is None:
-                group = self._create_group(lines, customer_id, subscription_id)
+                group, fresh = self._create_group(lines, customer_id, subscription_id)
                 created_group = True
             # Seats before recording: a crash in between leaves a group the retry finds
-            # and whose seats it sets again (an absolute value, so no harm done).
-            self._apply_seats(group, lines, seats)
+            # and whose seat counts it reads before setting any again.
+            self._apply_seats(group, lines, seats, fresh=fresh)
             state = attrs.evolve(
                 state, group_id=group.id, activation_codes=tuple(group.activation_codes)
             )
@@ -300,18 +304,40 @@ class Provisioning:
             if zentitle_id is None:
                 name = customer.name or invoice.customer_name or email or stripe_customer_id
                 self.storage.put_customer_link(_pending(stripe_customer_id), "1")
-                zentitle_id = self.zentitle.create_customer(
-                    name=name[:255], account_ref_id=stripe_customer_id
-                ).id
+                zentitle_id = self._create_customer(name[:255], stripe_customer_id)
             # Link first: a crash after this point reuses the customer instead of adding one.
             self.storage.put_customer_link(stripe_customer_id, zentitle_id)
             if created and email:
-                self.zentitle.create_contact(zentitle_id, email=email)
+                self._create_contact(zentitle_id, email)
             if not customer.deleted and customer.metadata.get(CUSTOMER_METADATA_KEY) != zentitle_id:
                 self.stripe.update_customer_metadata(
                     stripe_customer_id, {CUSTOMER_METADATA_KEY: zentitle_id}
                 )
             return zentitle_id, created
+
+    def _create_customer(self, name: str, stripe_customer_id: str) -> str:
+        """Create the Zentitle2 customer; after an answer that may be lost, look first."""
+        try:
+            return self.zentitle.create_customer(name=name, account_ref_id=stripe_customer_id).id
+        except ZentitleAPIError as exc:
+            if not exc.may_have_landed:
+                raise
+            found = self.zentitle.find_customers(stripe_customer_id)
+            if not found:
+                raise  # not there (yet): the next attempt looks again before creating
+            logger.info("customer create for %s landed despite %s", stripe_customer_id, exc)
+            return found[0].id
+
+    def _create_contact(self, customer_id: str, email: str) -> None:
+        """Add the buyer as a contact, the only thing Zentitle2 can find by e-mail."""
+        try:
+            self.zentitle.create_contact(customer_id, email=email)
+        except ZentitleAPIError as exc:
+            if not (exc.may_have_landed or exc.status == 409):
+                raise
+            contacts = self.zentitle.search_contacts(email)
+            if not any(c.customer_id == customer_id for c in contacts):
+                raise
 
     def _find_group(self, subscription_id: str, customer_id: str | None) -> EntitlementGroup | None:
         """The group an earlier, interrupted attempt created, if any (oldest wins)."""
@@ -323,18 +349,34 @@ class Provisioning:
                 len(groups),
             )
         epoch = datetime.min.replace(tzinfo=timezone.utc)
-        return min(groups, key=lambda g: (g.created or epoch, g.id), default=None)
+        group = min(groups, key=lambda g: (g.created or epoch, g.id), default=None)
+        if group is not None and not group.activation_codes:
+            # A list entry may omit its codes (the contract allows it): read the group.
+            group = self.zentitle.get_entitlement_group(group.id)
+        return group
 
     def _create_group(
         self, lines: Sequence[_LicensedLine], customer_id: str, subscription_id: str
-    ) -> EntitlementGroup:
+    ) -> tuple[EntitlementGroup, bool]:
+        """Create the subscription's group; True with it when it is certainly new.
+
+        After an answer that may have been lost, the group may exist: look for it by
+        ``orderRefId`` and use it, or fail so that the next attempt looks again.
+        """
         try:
-            return self.zentitle.create_entitlement_group(
+            group = self.zentitle.create_entitlement_group(
                 skus=[line.sku for line in lines],
                 customer_id=customer_id,
                 order_ref_id=subscription_id,
             )
+            return group, True
         except ZentitleAPIError as exc:
+            if exc.may_have_landed:
+                found = self._find_group(subscription_id, customer_id)
+                if found is None:
+                    raise
+                logger.info("group create for %s landed despite %s", subscription_id, exc)
+                return found, False
             if exc.transient or exc.status not in (400, 404, 422):
                 raise
             skus = ", ".join(repr(line.sku) for line in lines)
@@ -347,8 +389,15 @@ class Provisioning:
         group: EntitlementGroup,
         lines: Sequence[_LicensedLine],
         seats: dict[str, int | None],
+        *,
+        fresh: bool,
     ) -> None:
-        """Quantity N buys N times the offering's seats (``seat_policy="multiply"``)."""
+        """Quantity N buys N times the offering's seats (``seat_policy="multiply"``).
+
+        A group's entitlements carry no seat count, so a group created just now
+        (``fresh``) is known to have the offering's seats; one found again on a retry may
+        have been set already, so its seat count is read first and not PATCHed twice.
+        """
         wanted = [line for line in lines if line.quantity > 1 and seats.get(line.sku)]
         if self.seat_policy != "multiply" or not wanted:
             return
@@ -361,8 +410,12 @@ class Provisioning:
                 continue
             entitlements.remove(entitlement)  # two lines of one SKU get one entitlement each
             base = seats.get(line.sku)
-            if line.quantity > 1 and base and entitlement.seat_count != base * line.quantity:
-                self.zentitle.update_entitlement(entitlement.id, seat_count=base * line.quantity)
+            if line.quantity <= 1 or not base:
+                continue
+            target = base * line.quantity
+            current = base if fresh else self.zentitle.get_entitlement(entitlement.id).seat_count
+            if current != target:
+                self.zentitle.update_entitlement(entitlement.id, seat_count=target)
 
     def _group_with_entitlements(self, group_id: str) -> EntitlementGroup:
         """Read a group; no entitlements yet means Zentitle2 is still creating them."""
@@ -393,9 +446,13 @@ class Provisioning:
     ) -> Outcome:
         """Extend every live entitlement whose expiry does not yet cover the paid period.
 
-        Comparing with the period's end (not counting deliveries) makes this idempotent:
-        a duplicate, a retry after a crash between two renews, or a replay renews only
-        what is still short.
+        The group read names the entitlements and their status only (the contract's
+        short model has no expiry), so each live one is read on its own
+        (``GET /api/v1/entitlements/{id}``). Comparing that expiry with the period's end
+        (not counting deliveries) makes this idempotent: a duplicate, a retry after a
+        crash between two renews, or a replay renews only what is still short. The
+        invoice is recorded as applied only once every entitlement is known to cover it;
+        anything that cannot be confirmed raises, so the event is retried or reported.
         """
         period_end = invoice.period_end
         if period_end is None or state.group_id is None:
@@ -406,7 +463,8 @@ class Provisioning:
         renewed = [
             entitlement.id
             for entitlement in group.entitlements
-            if self._renew_until_covered(entitlement, period_end)
+            if entitlement.status not in _INACTIVE
+            and self._renew_until_covered(entitlement.id, period_end)
         ]
         state = attrs.evolve(state, renewed_invoices=_remember(state.renewed_invoices, invoice.id))
         self.storage.put_subscription(state)
@@ -424,39 +482,65 @@ class Provisioning:
             f"ending {until} (invoice {invoice.id})",
         )
 
-    def _renew_until_covered(self, entitlement: Entitlement, period_end: int) -> bool:
+    def _renew_until_covered(self, entitlement_id: str, period_end: int) -> bool:
         """Renew one entitlement until its expiry covers ``period_end``; True if renewed.
 
         Usually one renew does it. When renewals arrive out of order (the later one
-        first), one period may not be enough, so renew again, bounded. The expiry is
-        predicted from the offering's plan (Zentitle2's rule: from the old expiry while it
-        is in the future, else from now) and read back only when the prediction falls
-        short or the plan is unknown, which keeps the usual cost at one call.
+        first), one period may not be enough, so renew again, bounded. After a renew
+        (204, no body) the new expiry follows from Zentitle2's documented rule
+        ([`Entitlement.renewed_expiry`][zentitle_stripe.zentitle.models.Entitlement.renewed_expiry]);
+        it is read back only when that prediction falls short or cannot be made, which
+        keeps the usual cost at one read and one renew.
         """
-        expiry = entitlement.expiry_date
-        if entitlement.status in _INACTIVE or expiry is None:
-            return False  # disabled, or perpetual / not yet activated: nothing to extend
+        current = self.zentitle.get_entitlement(entitlement_id)
+        if current.status in _INACTIVE or current.license_type == "perpetual":
+            return False  # disabled meanwhile, or never expires: nothing to extend
         target = period_end - COVERAGE_SLACK
-        if expiry.timestamp() >= target:
-            return False
-        offering = self.zentitle.find_offering(entitlement.sku) if entitlement.sku else None
-        duration = offering.plan.license_duration if offering and offering.plan else None
+        renewed = False
         for _ in range(MAX_RENEWS_PER_EVENT):
-            self.zentitle.renew_entitlement(entitlement.id)
-            now = datetime.fromtimestamp(self.clock(), timezone.utc)
-            predicted = duration.add_to(max(expiry, now)) if duration else None
-            if predicted is not None and predicted.timestamp() >= target:
-                return True
-            expiry = self.zentitle.get_entitlement(entitlement.id).expiry_date
-            if expiry is None or expiry.timestamp() >= target:
-                return True
-        logger.warning(
-            "entitlement %s still expires before %s after %d renewals",
-            entitlement.id,
-            datetime.fromtimestamp(period_end, timezone.utc).isoformat(),
-            MAX_RENEWS_PER_EVENT,
+            expiry = current.expiry_date
+            if expiry is None:
+                raise _unreadable_expiry(current)
+            if expiry.timestamp() >= target:
+                return renewed
+            predicted = current.renewed_expiry(datetime.fromtimestamp(self.clock(), timezone.utc))
+            landed_late = self._renew_once(current)
+            renewed = True
+            if landed_late is not None:
+                current = landed_late
+            elif predicted is not None and predicted.timestamp() >= target:
+                return True  # known from the documented rule; a read would only repeat it
+            else:
+                current = self.zentitle.get_entitlement(entitlement_id)
+        if current.expiry_date is not None and current.expiry_date.timestamp() >= target:
+            return True
+        paid = datetime.fromtimestamp(period_end, timezone.utc).date().isoformat()
+        raise ProvisioningConfigError(
+            f"entitlement {entitlement_id} ({current.sku}) still expires "
+            f"{current.expiry_date.date().isoformat() if current.expiry_date else 'never'}, "
+            f"before the paid period ends on {paid}, after {MAX_RENEWS_PER_EVENT} renewals: "
+            "its Zentitle2 plan period may not match the Stripe price's interval; fix the "
+            "plan, then replay this event"
         )
-        return True
+
+    def _renew_once(self, entitlement: Entitlement) -> Entitlement | None:
+        """One renew; after a failure that may have landed, read back to see if it did.
+
+        Returns the read-back entitlement when the renew landed although its answer was
+        lost, ``None`` after a clean 204. A renew that did not land re-raises: it is not
+        repeated blindly, the next attempt reads the expiry again first.
+        """
+        try:
+            self.zentitle.renew_entitlement(entitlement.id)
+        except ZentitleAPIError as exc:
+            if not exc.may_have_landed or entitlement.expiry_date is None:
+                raise
+            after = self.zentitle.get_entitlement(entitlement.id)
+            if after.expiry_date is None or after.expiry_date <= entitlement.expiry_date:
+                raise
+            logger.info("renew of %s landed despite %s", entitlement.id, exc)
+            return after
+        return None
 
     # -- customer.subscription.deleted ----------------------------------------------------------
 
@@ -527,6 +611,22 @@ class Provisioning:
             yield
         finally:
             self.storage.release_lock(name, owner=owner)
+
+
+def _unreadable_expiry(entitlement: Entitlement) -> Exception:
+    """Why a renewal cannot be confirmed when Zentitle2 shows no expiry."""
+    if entitlement.status == "created" or entitlement.activation_date is None:
+        return ProvisioningConfigError(
+            f"entitlement {entitlement.id} ({entitlement.sku}) is not activated yet, so it has "
+            "no expiry and Zentitle2 cannot renew it (renew needs an activated subscription); "
+            "replay this event once it is activated"
+        )
+    return TransientError(
+        f"Zentitle2 shows no expiry for subscription entitlement {entitlement.id} "
+        f"({entitlement.sku}, status {entitlement.status}), so the renewal cannot be "
+        "confirmed; retry later",
+        retry_after=30,
+    )
 
 
 def _pending(stripe_customer_id: str) -> str:

@@ -6,10 +6,20 @@
 - storage: :class:`StorageContract`, the test suite every storage backend must pass.
 - emulators: :class:`ZentitleEmulator` and :class:`StripeEmulator`, in-memory APIs for
   offline tests and the demo; :class:`EmulatedWorld` wires both to a ``Provisioner``.
+- contract: :class:`Contract` holds the Zentitle2 emulator to Zentitle2's published
+  2025-10-10 contract; a divergence raises :class:`ContractViolation` and is recorded, so
+  call :func:`take_contract_violations` after each test (see ``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
+from ._contract import (
+    Contract,
+    ContractViolation,
+    allow_contract_violations,
+    contract_violations,
+    take_contract_violations,
+)
 from ._events import (
     NEW_API_VERSION,
     OLD_API_VERSION,
@@ -28,6 +38,8 @@ from ._zentitle_emulator import OutgoingWebhook, ZentitleEmulator
 __all__ = [
     "NEW_API_VERSION",
     "OLD_API_VERSION",
+    "Contract",
+    "ContractViolation",
     "EmulatedWorld",
     "FaultKind",
     "LineSpec",
@@ -35,9 +47,12 @@ __all__ = [
     "StorageContract",
     "StripeEmulator",
     "ZentitleEmulator",
+    "allow_contract_violations",
+    "contract_violations",
     "invoice_paid_event",
     "make_event",
     "one_time_invoice_paid_event",
     "sign_stripe_payload",
     "subscription_deleted_event",
+    "take_contract_violations",
 ]

@@ -76,12 +76,26 @@ class EmulatedWorld:
 
     # -- seeding ------------------------------------------------------------------------
 
-    def offering(self, sku: str, *, seats: int = 1, interval: Interval = "year") -> str:
-        """A Zentitle2 offering ``sku`` on a subscription plan of one ``interval``."""
+    def offering(
+        self,
+        sku: str,
+        *,
+        seats: int = 1,
+        interval: Interval = "year",
+        grace_days: int | None = None,
+        license_start_type: str = "entitlementCreation",
+    ) -> str:
+        """A Zentitle2 offering ``sku`` on a subscription plan of one ``interval``, with an
+        optional grace period and the plan's licence start (``activation`` waits for one)."""
         emulator = self.zentitle_emulator
         product = self._products.get(sku) or emulator.add_product(f"Product {sku}")
         self._products[sku] = product
-        plan = emulator.add_plan(product, duration=_INTERVALS[interval])
+        plan = emulator.add_plan(
+            product,
+            duration=_INTERVALS[interval],
+            grace_period=("day", grace_days) if grace_days else None,
+            license_start_type=license_start_type,
+        )
         return emulator.add_offering(sku=sku, product_id=product, plan_id=plan, seat_count=seats)
 
     def price(

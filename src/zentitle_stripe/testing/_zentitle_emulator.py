@@ -2,10 +2,15 @@
 
 It behaves as the reference document describes the real service: OAuth2 client
 credentials, the three mandatory headers, ``ApiError`` bodies, 201/204 codes, paging,
-a non-unique ``orderRefId``, the renewal rule and RSA-signed webhooks. Where the real
-service is unknown it picks the stricter reading (the create response does not expand
-``entitlements``; an unknown SKU is a 422), so code that passes here does not rely on
-luck. Use it through :meth:`ZentitleEmulator.transport` (in-process, supports every
+a non-unique ``orderRefId``, the renewal rule and RSA-signed webhooks. Every request it
+serves and every answer and webhook it sends is held to Zentitle2's own contract
+(`_contract.py`): a divergence raises `ContractViolation` and is recorded, so a test
+fails loudly. Its answers use the contract's shapes exactly (group entitlements are the
+8-key short model without expiry or seats; the offering list has no `productId`; a
+created contact has no `customerId`). Where the real service is unknown it picks the
+harsher reading (the create response does not expand ``entitlements``; an unknown SKU is
+a 422; a gateway may answer 5xx after the work was done), so code that passes here does
+not rely on luck. Use it through :meth:`ZentitleEmulator.transport` (in-process, supports every
 fault), :attr:`ZentitleEmulator.asgi_app`, or :meth:`ZentitleEmulator.serve` (loopback).
 """
 
@@ -38,12 +43,18 @@ from zentitle_stripe.zentitle.models import (
     parse_datetime,
 )
 
+from ._contract import Contract
+
 __all__ = ["FAULT_KINDS", "OutgoingWebhook", "RecordedRequest", "ZentitleEmulator"]
 
+_AFTER_WORK_FAULTS = frozenset({"500_after", "502_after", "503_after", "504_after"})
 FAULT_KINDS = frozenset(
     {"429", "500", "502", "503", "504", "timeout", "connect", "lost_response", "bad_body"}
+    | _AFTER_WORK_FAULTS
 )
-"""What :meth:`ZentitleEmulator.inject_fault` can do to a request."""
+"""What `ZentitleEmulator.inject_fault` can do to a request; `503_after` and its kin do
+the work and then answer that status, as a gateway can after the backend acted."""
+_TOKEN_PATH = "/protocol/openid-connect/token"  # noqa: S105 - a path, not a secret
 
 _NETWORK_FAULTS = frozenset({"timeout", "connect", "lost_response"})
 _SUPPORTED_API_VERSIONS = frozenset({"2025-10-10"})
@@ -89,6 +100,11 @@ def _add(moment: datetime, interval: tuple[str, int]) -> datetime:
     later = Interval(type=interval[0], count=interval[1]).add_to(moment)
     assert later is not None, f"unknown interval {interval!r}"  # add_plan validates kinds
     return later
+
+
+def _interval_json(interval: tuple[str, int] | None) -> dict[str, Any]:
+    """A contract `Interval`; no interval is `{"type": "none"}` (the field is never null)."""
+    return {"type": interval[0], "count": interval[1]} if interval else {"type": "none"}
 
 
 def _compact(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,6 +197,8 @@ class ZentitleEmulator:
         client_secret: str = "emulator-secret",  # noqa: S107 - a fake credential
         api_version: str = "2025-10-10",
         token_lifetime: int = 300,
+        *,
+        check_contract: bool = True,
     ) -> None:
         if api_version not in _SUPPORTED_API_VERSIONS:
             raise ValueError(f"the emulator implements only {sorted(_SUPPORTED_API_VERSIONS)}")
@@ -189,6 +207,9 @@ class ZentitleEmulator:
         self.client_secret = client_secret
         self.api_version = api_version
         self.token_lifetime = token_lifetime
+        self.check_contract = check_contract
+        """Hold every request, answer and webhook to Zentitle2's contract (on by default)."""
+        self._contract = Contract.load()
         self.requests: list[RecordedRequest] = []
         self.outbox: list[OutgoingWebhook] = []
         self._now = datetime.now(timezone.utc)
@@ -254,7 +275,11 @@ class ZentitleEmulator:
         """Create a product; returns its ``prod_`` id."""
         with self._lock:
             product_id = _new_id("prod_")
-            self._products[product_id] = {"id": product_id, "name": name}
+            self._products[product_id] = {
+                "id": product_id,
+                "name": name,
+                "editionId": _new_id("edt_"),
+            }
             return product_id
 
     def add_plan(
@@ -310,6 +335,7 @@ class ZentitleEmulator:
                 "sku": sku,
                 "name": name or sku,
                 "productId": product_id,
+                "editionId": self._products[product_id]["editionId"],
                 "planId": plan_id,
                 "seatCount": seat_count,
             }
@@ -453,6 +479,8 @@ class ZentitleEmulator:
             "payload": _compact(payload),
         }
         body = json.dumps(envelope, separators=(",", ":")).encode()
+        if self.check_contract:
+            self._contract.check_webhook(body)
         for webhook in self._webhooks.values():
             if code in webhook["subscriptions"]:
                 headers = {"Content-Type": "application/json", "N-Signature": self.sign(body)}
@@ -559,20 +587,35 @@ class ZentitleEmulator:
             self.requests.append(
                 RecordedRequest(method, path, query, recorded_json, recorded, fault)
             )
+            operation = None
+            if self.check_contract and not path.endswith(_TOKEN_PATH):
+                operation = self._contract.check_request(method, path, query, body)
             if fault in ("timeout", "connect"):
                 return _Outcome(fault, 0, {}, b"")
             if fault == "bad_body":
                 return _Outcome(fault, 200, {"content-type": "text/html"}, b"<html>oops</html>")
             if fault is not None and fault.isdigit():
-                extra = {"retry-after": "1"} if fault == "429" else {}
-                error = {"error": "Emulated fault", "errorCode": f"Http{fault}"}
-                return _Outcome(
-                    fault, int(fault), self._json_headers(extra), json.dumps(error).encode()
-                )
+                return self._fault_outcome(fault)
             status, response_headers, content = self._dispatch(
                 method, path, query, headers, body, payload
             )
+            if operation is not None:
+                self._contract.check_response(operation, status, content)
+            if fault in _AFTER_WORK_FAULTS:
+                return self._fault_outcome(fault)
             return _Outcome(fault, status, response_headers, content)
+
+    def _fault_outcome(self, fault: str) -> _Outcome:
+        """An emulated error answer; a gateway's 5xx carries no ApiError body (harsher)."""
+        status = int(fault.split("_")[0])
+        if status == 429:
+            body = json.dumps({"error": "Too Many Requests", "errorCode": "Http429"}).encode()
+            return _Outcome(fault, 429, self._json_headers({"retry-after": "1"}), body)
+        if status in (502, 503, 504):
+            page = f"<html><body>{status} Gateway error</body></html>".encode()
+            return _Outcome(fault, status, {"content-type": "text/html"}, page)
+        body = json.dumps({"error": "Emulated fault", "errorCode": f"Http{status}"}).encode()
+        return _Outcome(fault, status, self._json_headers(), body)
 
     def _json_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {
@@ -720,7 +763,13 @@ class ZentitleEmulator:
         return customer
 
     def _customer_json(self, customer: Mapping[str, Any]) -> dict[str, Any]:
+        """`CustomerModel`."""
         return _compact(customer)
+
+    @staticmethod
+    def _customer_list_json(customer: Mapping[str, Any]) -> dict[str, Any]:
+        """`CustomerListModel`: no `createdAt`."""
+        return _compact({k: customer[k] for k in ("id", "name", "accountRefId", "status")})
 
     def _customer(self, customer_id: str) -> dict[str, Any]:
         customer = self._customers.get(customer_id)
@@ -734,7 +783,8 @@ class ZentitleEmulator:
         return 201, self._customer_json(customer)
 
     def _list_customers(self, *, query: Mapping[str, str], body: Any) -> tuple[int, Any]:
-        return 200, self._page([self._customer_json(c) for c in self._customers.values()], query)
+        customers = [self._customer_list_json(c) for c in self._customers.values()]
+        return 200, self._page(customers, query)
 
     def _get_customer(
         self, customer_id: str, *, query: Mapping[str, str], body: Any
@@ -765,39 +815,82 @@ class ZentitleEmulator:
             "email": email,
             "firstName": data.get("firstName"),
             "lastName": data.get("lastName"),
+            "createdAt": self._now,
         }
         self._contacts[contact_id] = contact
-        return 201, _compact(contact)
+        return 201, self._contact_json(contact)
+
+    @staticmethod
+    def _contact_json(contact: Mapping[str, Any]) -> dict[str, Any]:
+        """`CustomerContactModel`: no `customerId` (the contract's model has none)."""
+        return _compact(
+            {
+                **{k: v for k, v in contact.items() if k != "customerId"},
+                "status": "active",
+                "isKeyContact": False,
+            }
+        )
+
+    @staticmethod
+    def _search_contact_json(contact: Mapping[str, Any]) -> dict[str, Any]:
+        """`SearchCustomerContactModel`: the one contact shape that names its customer."""
+        keys = ("id", "customerId", "firstName", "lastName", "email")
+        return _compact({k: contact[k] for k in keys})
 
     def _list_contacts(
         self, customer_id: str, *, query: Mapping[str, str], body: Any
     ) -> tuple[int, Any]:
         self._customer(customer_id)
-        found = [_compact(c) for c in self._contacts.values() if c["customerId"] == customer_id]
+        found = [
+            self._contact_json(c) for c in self._contacts.values() if c["customerId"] == customer_id
+        ]
         return 200, self._page(found, query)
 
     def _search_contacts(self, *, query: Mapping[str, str], body: Any) -> tuple[int, Any]:
         email = query.get("email", "").lower()
-        found = [_compact(c) for c in self._contacts.values() if c["email"].lower() == email]
+        found = [
+            self._search_contact_json(c)
+            for c in self._contacts.values()
+            if c["email"].lower() == email
+        ]
         return 200, self._page(found, query)
 
     # -- catalogue ----------------------------------------------------------------------
 
     def _plan_json(self, plan: Mapping[str, Any]) -> dict[str, Any]:
-        duration, grace = plan["duration"], plan["grace"]
+        """`OfferingPlanModel`: no grace period (only an entitlement shows its grace)."""
         return _compact(
             {
                 "id": plan["id"],
                 "name": plan["name"],
                 "licenseType": plan["licenseType"],
                 "licenseStartType": plan["licenseStartType"],
-                "licenseDuration": {"type": duration[0], "count": duration[1]}
-                if duration
-                else None,
-                "gracePeriod": {"type": grace[0], "count": grace[1]} if grace else None,
+                "licenseDuration": _interval_json(plan["duration"]),
                 "planType": plan["planType"],
             }
         )
+
+    def _offering_json(self, offering: Mapping[str, Any], expand: Iterable[str]) -> dict[str, Any]:
+        """`OfferingListModel`: no `productId` (only inside the expanded edition)."""
+        item: dict[str, Any] = {
+            "id": offering["id"],
+            "editionId": offering["editionId"],
+            "planId": offering["planId"],
+            "name": offering["name"],
+            "sku": offering["sku"],
+            "seatCount": offering["seatCount"],
+            "hasMaintenance": False,
+            "maintenanceDuration": {"type": "none"},
+        }
+        if "plan" in expand:
+            item["plan"] = self._plan_json(self._plans[offering["planId"]])
+        if "edition" in expand:
+            item["edition"] = {
+                "id": offering["editionId"],
+                "name": "Standard",
+                "productId": offering["productId"],
+            }
+        return item
 
     def _list_offerings(self, *, query: Mapping[str, str], body: Any) -> tuple[int, Any]:
         expand = query.get("expand", "").split(",")
@@ -807,24 +900,48 @@ class ZentitleEmulator:
                 continue
             if query.get("planId") not in (None, offering["planId"]):
                 continue
-            item = dict(offering)
-            if "plan" in expand:
-                item["plan"] = self._plan_json(self._plans[offering["planId"]])
-            items.append(item)
+            items.append(self._offering_json(offering, expand))
         return 200, self._page(items, query)
 
     # -- groups and entitlements --------------------------------------------------------
 
-    def _group_json(self, group: Mapping[str, Any], expand: Iterable[str]) -> dict[str, Any]:
+    def _group_json(
+        self, group: Mapping[str, Any], expand: Iterable[str], *, listed: bool = False
+    ) -> dict[str, Any]:
+        """`EntitlementGroupModel` (or, `listed`, `EntitlementGroupListModel`).
+
+        Its entitlements are the contract's short model: no expiry, seats or dates, so
+        whoever needs those must read each entitlement.
+        """
         result = _compact({k: v for k, v in group.items() if k != "entitlementIds"})
         result["activationCodes"] = list(group["activationCodes"])
         if "entitlements" in expand:
             result["entitlements"] = [
-                self._entitlement_json(self._entitlements[i]) for i in group["entitlementIds"]
+                self._short_entitlement_json(self._entitlements[i]) for i in group["entitlementIds"]
             ]
         if "customer" in expand and group["customerId"]:
-            result["customer"] = self._customer_json(self._customers[group["customerId"]])
+            customer = self._customers[group["customerId"]]
+            keys = (
+                ("id", "name", "accountRefId")
+                if listed
+                else ("id", "name", "accountRefId", "status")
+            )
+            result["customer"] = _compact({k: customer[k] for k in keys})
         return result
+
+    def _short_entitlement_json(self, entitlement: Mapping[str, Any]) -> dict[str, Any]:
+        """`EntitlementGroupEntitlementModel` / `EntitlementBasicModel`: the 8 keys."""
+        offering = self._offerings[entitlement["offeringId"]]
+        return {
+            "id": entitlement["id"],
+            "sku": entitlement["sku"],
+            "offeringId": entitlement["offeringId"],
+            "offeringName": offering["name"],
+            "entitlementGroupId": entitlement["entitlementGroupId"],
+            "productId": entitlement["productId"],
+            "status": self._status(entitlement),
+            "exported": False,
+        }
 
     def _create_group(self, *, query: Mapping[str, str], body: Any) -> tuple[int, Any]:
         data = self._object(body)
@@ -936,12 +1053,24 @@ class ZentitleEmulator:
         return "active"
 
     def _entitlement_json(self, entitlement: Mapping[str, Any]) -> dict[str, Any]:
+        """`EntitlementModel`: the one read that has status, expiry and grace together."""
+        offering = self._offerings[entitlement["offeringId"]]
+        plan = self._plans[offering["planId"]]
+        duration = plan["duration"]
         return _compact(
             {
                 **entitlement,
+                "offeringName": offering["name"],
+                "planName": plan["name"],
+                "licenseDurationType": duration[0] if duration else "none",
+                "licenseDurationCount": duration[1] if duration else None,
+                "hasMaintenance": False,
+                "maintenanceDuration": {"type": "none"},
+                "gracePeriod": _interval_json(plan["grace"]),
                 "status": self._status(entitlement),
                 "gracePeriodExpiry": self._grace_expiry(entitlement),
                 "seatsUsed": 0,
+                "seatUtilizationRate": 0,
                 "seatsAvailable": entitlement["seatCount"],
                 "exported": False,
             }
@@ -960,7 +1089,7 @@ class ZentitleEmulator:
         expand = query.get("expand", "").split(",")
         customer_id = query.get("customerId")
         items = [
-            self._group_json(g, expand)
+            self._group_json(g, expand, listed=True)
             for g in self._groups.values()
             if customer_id is None or g["customerId"] == customer_id
         ]

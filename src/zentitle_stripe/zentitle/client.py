@@ -2,9 +2,12 @@
 
 Zentitle2 has no idempotency keys (reference §3), so the client never blindly repeats a
 request that may have changed something: creates and ``renew`` are retried only when the
-request certainly did not reach the server. Everything else (GETs, PATCHes that set
-values) is retried with exponential backoff and full jitter on network errors, 429,
-502, 503 and 504.
+request certainly did not reach the server (the connection was refused, or a 429 turned
+it away). A 502, 503 or 504 may come from a gateway after the backend acted, and a
+timeout after sending says nothing, so those surface as errors with
+``may_have_landed=True`` and the caller looks before acting again. Everything else (GETs,
+PATCHes that set values) is retried with exponential backoff and full jitter on network
+errors, 429, 502, 503 and 504.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ DEFAULT_API_VERSION = "2025-10-10"
 
 PAGE_SIZE = 100
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
-# A 429 or 503 means the request was turned away before any work, so even a create may repeat.
-_UNPROCESSED_STATUSES = frozenset({429, 503})
+# Only a 429 certainly turned the request away before any work, so only then may a create
+# repeat: a 503 can come from a gateway after the backend acted.
+_UNPROCESSED_STATUSES = frozenset({429})
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER = 30.0
 _BACKOFF_BASE = 0.5
@@ -133,7 +137,8 @@ class ZentitleAPI(Protocol):
         ...
 
     def get_entitlement(self, entitlement_id: str) -> Entitlement:
-        """One entitlement (``GET /api/v1/entitlements/{id}``)."""
+        """One entitlement (``GET /api/v1/entitlements/{id}``): the only read with status,
+        expiry, grace, seats and licence period together (``EntitlementModel``)."""
         ...
 
     def update_entitlement(
@@ -372,6 +377,7 @@ class ZentitleClient:
                         f"Zentitle2 {label} got no response ({type(exc).__name__}); it may "
                         "have been processed, so it is not repeated automatically",
                         transient=True,
+                        may_have_landed=True,
                     ) from exc
                 error = exc
             else:
@@ -443,6 +449,7 @@ class ZentitleClient:
             error_code=code,
             details=details,
             validation_errors=messages,
+            may_have_landed=status >= 500 or status == 408,
         )
 
     @staticmethod
@@ -454,6 +461,7 @@ class ZentitleClient:
             f"Zentitle2 {method} {path} returned an unexpected response body ({why}): {snippet!r}",
             status=response.status_code,
             transient=transient,
+            may_have_landed=response.is_success,  # it answered 2xx: the work was done
         )
 
     def _json(self, method: str, path: str, response: httpx.Response) -> Any:
@@ -647,14 +655,19 @@ class ZentitleClient:
 
         The API has no such filter and does not keep ``orderRefId`` unique, so this can
         return several groups; without ``customer_id`` it pages every group of the tenant.
+        Listed without ``expand`` (as Nalpeiron's own lookup does): the matching needs only
+        ids and ``orderRefId``, and list entries never carry expiry or seats anyway, so
+        the found groups' ``entitlements`` are empty; read a group to get them.
         """
-        groups = self.list_entitlement_groups(customer_id=customer_id)
+        params = {"customerId": customer_id} if customer_id is not None else None
+        groups = self._get_all(_path("entitlements", "groups"), EntitlementGroup.from_json, params)
         return [g for g in groups if g.order_ref_id == order_ref_id]
 
     # -- entitlements -------------------------------------------------------------------
 
     def get_entitlement(self, entitlement_id: str) -> Entitlement:
-        """One entitlement (``GET /api/v1/entitlements/{id}``)."""
+        """One entitlement (``GET /api/v1/entitlements/{id}``): the only read with status,
+        expiry, grace, seats and licence period together (``EntitlementModel``)."""
         return self._get(_path("entitlements", entitlement_id), Entitlement.from_json)
 
     def update_entitlement(

@@ -105,7 +105,10 @@ class Interval:
 
     @classmethod
     def from_json(cls, data: object) -> Interval | None:
+        """An interval, or ``None`` when absent or of type ``none`` (no period)."""
         if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
+            return None
+        if data["type"] == "none":
             return None
         return cls(type=data["type"], count=_int(data, "count"))
 
@@ -157,14 +160,18 @@ class Offering:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Offering:
-        plan = data.get("plan")
+        plan, edition = data.get("plan"), data.get("edition")
+        # The list model has no productId: only an expanded edition names the product.
+        product_id = _str(data, "productId")
+        if product_id is None and isinstance(edition, Mapping):
+            product_id = _str(edition, "productId")
         return cls(
             id=_id(data),
             sku=_str(data, "sku"),
             name=_str(data, "name"),
             plan_id=_str(data, "planId"),
             seat_count=_int(data, "seatCount"),
-            product_id=_str(data, "productId"),
+            product_id=product_id,
             plan=Plan.from_json(plan) if isinstance(plan, Mapping) and plan.get("id") else None,
         )
 
@@ -213,8 +220,12 @@ class Contact:
 class Entitlement:
     """One licence; ``status`` is one of the API's strings (``active``, ``disabled``, ...).
 
-    ``grace_period_expiry`` and ``created`` go beyond the minimum the flows need: the
-    renewal rule depends on the grace period.
+    Which fields are filled depends on the read (Zentitle2 contract 2025-10-10):
+    a group's ``entitlements`` (``EntitlementGroupEntitlementModel``) carry only id, SKU,
+    offering, product, group and status, never an expiry or seats; only
+    ``GET /api/v1/entitlements/{id}`` (``EntitlementModel``) has status, expiry, grace,
+    seats and the licence period together. So ``expiry_date is None`` means "not read
+    here" as often as "does not expire": check ``license_type`` before trusting it.
     """
 
     id: str
@@ -231,6 +242,9 @@ class Entitlement:
     disabled_date: datetime | None = None
     grace_period_expiry: datetime | None = None
     created: datetime | None = None
+    license_duration: Interval | None = None
+    """One licence period (``licenseDurationType``/``Count``): what a renew adds."""
+    grace_period: Interval | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Entitlement:
@@ -249,7 +263,26 @@ class Entitlement:
             disabled_date=parse_datetime(data.get("disabledDate")),
             grace_period_expiry=parse_datetime(data.get("gracePeriodExpiry")),
             created=parse_datetime(data.get("created")),
+            license_duration=Interval.from_json(
+                {"type": data.get("licenseDurationType"), "count": data.get("licenseDurationCount")}
+            ),
+            grace_period=Interval.from_json(data.get("gracePeriod")),
         )
+
+    def renewed_expiry(self, now: datetime) -> datetime | None:
+        """The expiry one renew gives, by Zentitle2's documented rule, or ``None``.
+
+        While the expiry is in the future or the grace period runs: old expiry + one
+        period; after that (or with no grace period): ``now`` + one period. ``None`` when
+        this read carries no expiry or period, so nothing can be predicted.
+        """
+        if self.expiry_date is None or self.license_duration is None:
+            return None
+        grace_runs = self.status == "gracePeriod" or (
+            self.grace_period_expiry is not None and self.grace_period_expiry > now
+        )
+        base = self.expiry_date if self.expiry_date > now or grace_runs else now
+        return self.license_duration.add_to(base)
 
 
 @attrs.frozen
