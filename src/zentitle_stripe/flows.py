@@ -17,7 +17,6 @@ across processes.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,6 +26,15 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from .catalogue import (
+    CODES_METADATA_KEY,
+    CUSTOMER_METADATA_KEY,
+    REQUIRED_EVENTS,
+    SKU_METADATA_KEY,
+    near_miss_sku,
+    resolve_sku,
+)
+from .catalogue import SWITCHED_OFF_ENTITLEMENT_STATUSES as _INACTIVE
 from .config import SeatPolicy
 from .events import Invoice, InvoiceLine, StripeEvent, parse_invoice, parse_subscription
 from .exceptions import ProvisioningConfigError, TransientError, ZentitleAPIError
@@ -50,13 +58,6 @@ __all__ = [
 
 logger = logging.getLogger("zentitle_stripe.flows")
 
-SKU_METADATA_KEY = "offering_sku"
-"""Price metadata naming the Zentitle2 offering SKU (exact, case-sensitive)."""
-CODES_METADATA_KEY = "activation_codes"
-"""Subscription metadata the activation codes are written to, comma-separated."""
-CUSTOMER_METADATA_KEY = "zentitle_customer_id"
-"""Stripe Customer metadata linking it to a Zentitle2 customer."""
-
 COVERAGE_SLACK = 24 * 3600
 """An expiry this close to the paid period's end counts as covering it (clock skew,
 month-length rounding); far smaller than any billing period, so a real renewal is never
@@ -65,7 +66,6 @@ MAX_REMEMBERED_INVOICES = 50
 MAX_RENEWS_PER_EVENT = 24
 """Bound on renewals of one entitlement for one invoice (two years of monthly periods)."""
 _METADATA_VALUE_LIMIT = 500  # Stripe's limit per metadata value
-_INACTIVE = frozenset({"disabled", "customerDisabled", "exported"})
 
 
 @attrs.frozen
@@ -86,7 +86,7 @@ class Provisioning:
     line quantity of N means N times the offering's seats.
     """
 
-    event_types = frozenset({"invoice.paid", "customer.subscription.deleted"})
+    event_types = frozenset(REQUIRED_EVENTS)
 
     def __init__(
         self,
@@ -245,8 +245,7 @@ class Provisioning:
         return licensed
 
     def _sku(self, metadata: Mapping[str, str] | None, lookup_key: str | None) -> str | None:
-        sku = (metadata or {}).get(SKU_METADATA_KEY)
-        return sku or (lookup_key if self.lookup_key_fallback else None) or None
+        return resolve_sku(metadata, lookup_key, lookup_key_fallback=self.lookup_key_fallback)
 
     def _offering_seats(self, line: _LicensedLine) -> int | None:
         """Check the SKU exists in Zentitle2 (cached) and return the offering's seats."""
@@ -257,10 +256,7 @@ class Provisioning:
 
     def _unknown_sku_message(self, line: _LicensedLine) -> str:
         known = [o.sku for o in self.zentitle.list_offerings() if o.sku]
-        folded = {sku.strip().casefold(): sku for sku in known}
-        near = folded.get(line.sku.strip().casefold()) or next(
-            iter(difflib.get_close_matches(line.sku, known, n=1)), None
-        )
+        near = near_miss_sku(line.sku, known)
         hint = f" (did you mean {near!r}? SKUs match exactly, case-sensitively)" if near else ""
         return (
             f"Price {line.price_id} has {SKU_METADATA_KEY} {line.sku!r}, but Zentitle2 has no "

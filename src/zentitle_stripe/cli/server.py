@@ -1,18 +1,26 @@
-"""``serve`` (the standalone server) and ``demo`` (the offline end-to-end demo)."""
+"""`serve` (the standalone server) and `demo` (the offline end-to-end demo).
+
+Both need the `server` extra, so its modules are imported only when a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from ._common import add_command, build_provisioner
+
 
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     """Add ``serve`` and ``demo``."""
-    serve = subcommands.add_parser(
+    serve = add_command(
+        subcommands,
         "serve",
+        _serve,
         help="run the webhook server (needs the 'server' extra)",
         description="Serve POST /stripe/webhook, POST /zentitle/webhook and GET /healthz, "
         "configured from the environment (STRIPE_*, ZENTITLE_*, ZENTITLE_STRIPE_STORAGE).",
+        json_output=False,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
@@ -38,24 +46,24 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument(
         "--no-access-log", action="store_true", help="do not log one line per HTTP request"
     )
-    serve.set_defaults(handler=_serve)
 
-    demo = subcommands.add_parser(
+    add_command(
+        subcommands,
         "demo",
+        _demo,
         help="run the offline end-to-end demo (needs the 'server' extra)",
         description="Emulated Stripe and Zentitle2 on loopback, the real server, SQLite in a "
         "temporary directory, signed webhooks over real HTTP; no account needed.",
+        json_output=False,
     )
-    demo.set_defaults(handler=_demo)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .provisioner import Provisioner
-    from .server import _require_server_extra, run
+    from ..server import _require_server_extra, run
 
     _require_server_extra()  # before reading settings: the clearer error first
     return run(
-        Provisioner.from_env(),
+        build_provisioner(),
         host=args.host,
         port=args.port,
         log_format=args.log_format,
@@ -66,6 +74,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
 
     return run_demo()

@@ -1,8 +1,11 @@
-"""The ``zentitle-stripe`` command: one entry point, one module per group of commands.
+"""The `zentitle-stripe` command: one entry point, one module per command or small group.
 
-Each command module exposes ``register(subcommands)``, which adds its sub-parsers and sets
-``handler`` (a function of the parsed arguments returning the exit code) as a default.
-Exit code 0 means all is well; configuration errors print the message, never a traceback.
+Each command module exposes `register(subcommands)`, which adds its sub-parsers and sets
+`handler` (a function of the parsed arguments returning the exit code) as a default; the
+handlers build their collaborators through `_common`, print what an
+[`ops`][zentitle_stripe.ops] function returns, as text or `--json`, and exit 0 when all is
+well, 1 when something needs attention, 2 on bad configuration (the message, never a
+traceback).
 """
 
 from __future__ import annotations
@@ -11,14 +14,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ._version import __version__
-from .exceptions import ZentitleStripeError
+from .._version import __version__
+from ..exceptions import ZentitleStripeError
 
 __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cli_ops, cli_server
+    """The argument parser with every command registered, in the order `--help` lists them."""
+    from . import connect, doctor, events, migrate, reconcile, server
 
     parser = argparse.ArgumentParser(
         prog="zentitle-stripe",
@@ -27,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    cli_server.register(subcommands)
-    cli_ops.register(subcommands)
+    for module in (server, doctor, connect, events, reconcile, migrate):
+        module.register(subcommands)
     return parser
 
 
@@ -44,7 +48,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,54 @@
+"""`doctor`: check the whole set-up and say how to fix what is wrong."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from .. import ops
+from ._common import add_command, ops_stripe, print_json, progress, provisioner_or_problem
+
+WEBHOOK_URL_ENV = "ZENTITLE_STRIPE_WEBHOOK_URL"
+
+
+def register(subcommands: argparse._SubParsersAction[Any]) -> None:
+    doctor = add_command(
+        subcommands,
+        "doctor",
+        _doctor,
+        help="check the whole set-up and say how to fix what is wrong",
+        description="Check the Stripe key, webhook endpoint and signing secret, Zentitle2 "
+        "credentials, that every licensed Stripe Price maps to a fitting Zentitle2 offering, "
+        "and storage. Exit 1 if any check fails.",
+    )
+    doctor.add_argument(
+        "--url", help=f"the public webhook URL to look for (default: ${WEBHOOK_URL_ENV})"
+    )
+    doctor.add_argument("--strict", action="store_true", help="treat warnings as failures")
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    url = args.url or os.environ.get(WEBHOOK_URL_ENV, "").strip() or None
+    raw_secret = os.environ.get("STRIPE_WEBHOOK_SECRET")
+    with provisioner_or_problem() as (provisioner, problem):
+        settings = provisioner.settings if provisioner else None
+        report = ops.run_doctor(
+            stripe=ops_stripe(provisioner) if provisioner else None,
+            zentitle=provisioner.zentitle if provisioner else None,
+            storage=provisioner.storage if provisioner else None,
+            webhook_url=url,
+            raw_webhook_secret=raw_secret,
+            lookup_key_fallback=bool(settings and settings.lookup_key_fallback),
+            configuration_error=problem,
+            progress=progress,
+        )
+    if args.json:
+        print_json(report.to_json())
+    else:
+        for check in report.checks:
+            line = f"{check.status.value:<4}  {check.name}: {check.detail}"
+            if check.fix and check.status is not ops.CheckStatus.PASS:
+                line += f"\n      fix: {check.fix}"
+            print(line)
+    return 1 if report.failed or (args.strict and report.warned) else 0
