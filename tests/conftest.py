@@ -70,9 +70,7 @@ def served_example_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
         for module in loaded:
             provisioner = getattr(module, "provisioner", None)
             if provisioner is not None:
-                provisioner.zentitle.close()
-                provisioner.stripe.close()
-                provisioner.storage.close()
+                provisioner.close()  # from_env: its Services close storage and both clients
 
 
 def make_world(**options: Any) -> EmulatedWorld:

@@ -1,9 +1,10 @@
 """``zentitle-stripe demo``: the whole story offline, over real HTTP, in a few seconds.
 
-The Stripe and Zentitle2 emulators and the real server (:func:`~zentitle_stripe.server.
-create_app` under uvicorn) run on loopback; the provisioner is configured exactly as a
-user's would be, through environment-style settings (:meth:`Provisioner.from_env`), with
-SQLite in a temporary directory. Every webhook is signed and POSTed with httpx, and every
+The Stripe and Zentitle2 emulators and the real server
+([`create_app`][zentitle_stripe.server.create_app] under uvicorn) run on loopback; the
+services are configured exactly as a user's would be, through environment-style settings
+([`Services.from_env`][zentitle_stripe.services.Services.from_env]), with SQLite in a
+temporary directory. Every webhook is signed and POSTed with httpx, and every
 step is checked against the emulators' state, so the demo doubles as a smoke test: its
 exit code is non-zero when any step did not end as expected.
 """
@@ -21,6 +22,7 @@ import attrs
 import httpx
 
 from .provisioner import Provisioner
+from .services import Services
 from .zentitle_webhooks import EntitlementGroupCreated
 
 __all__ = ["DemoStory", "StepResult", "run_demo"]
@@ -44,7 +46,8 @@ class DemoStory:
     """The emulators, their seed data and the steps' shared state.
 
     Public so tests (the docs examples' among them) can run an app against the same
-    served, seeded emulators with :meth:`served` and :meth:`first_subscription`.
+    served, seeded emulators with [`served`][zentitle_stripe.demo.DemoStory.served] and
+    [`first_subscription`][zentitle_stripe.demo.DemoStory.first_subscription].
     """
 
     def __init__(self) -> None:
@@ -203,6 +206,9 @@ def _marks(out: TextIO) -> tuple[str, str]:
     return "✓", "✗"
 
 
+Write = Callable[[str], None]
+
+
 def run_demo(out: TextIO | None = None) -> int:
     """Play the story, print a table and a summary; 0 when every step ended as expected."""
     from .server import _require_server_extra, create_app, serve_in_thread
@@ -216,53 +222,17 @@ def run_demo(out: TextIO | None = None) -> int:
     def write(line: str = "") -> None:
         print(line, file=stream, flush=True)
 
-    steps: list[tuple[str, Callable[[StepResult], None]]] = [
-        ("1 buy 2 products, 1 subscription", demo.buy),
-        ("2 Zentitle2 webhook -> e-mail", demo.activation_email),
-        ("3 same webhook again", demo.duplicate),
-        ("4 renewal paid", demo.renew),
-        ("5 one-time payment", demo.one_time),
-        ("6 subscription cancelled", demo.cancel),
-    ]
-    results: list[StepResult] = []
     with contextlib.ExitStack() as stack:
         storage_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="zentitle-stripe-"))
-        provisioner = Provisioner.from_env(stack.enter_context(demo.served(storage_dir)))
-        stack.callback(_close, provisioner)
-
-        @provisioner.on_zentitle("entitlement.group.created")
-        def send_activation_email(event: EntitlementGroupCreated) -> None:
-            details = provisioner.activation_details(event)
-            codes = ", ".join(details.activation_codes)
-            email = (
-                f"    To: {details.customer_name} <{details.email}>\n"
-                f"    Subject: Your licences are ready\n"
-                f"    Your activation code(s): {codes}"
-            )
-            demo.emails.append(email)
-            write(email)
-
-        base_url = stack.enter_context(serve_in_thread(create_app(provisioner)))
+        environ = stack.enter_context(demo.served(storage_dir))
+        services = stack.enter_context(Services.from_env(environ))
+        _send_activation_emails(services.provisioner, demo, write)
+        base_url = stack.enter_context(serve_in_thread(create_app(services)))
         demo.http = stack.enter_context(httpx.Client(base_url=base_url, timeout=10.0))
         demo.zentitle.add_webhook(f"{base_url}/zentitle/webhook", ["entitlement.group.created"])
 
         write(f"zentitle-stripe demo: server {base_url}, emulated Stripe and Zentitle2 on loopback")
-        header = f"  {'step':<34} {'HTTP':>4}  {'outcome':<11} {'check':<5}  detail"
-        write(header)
-        write("  " + "-" * (len(header) + 30))
-        for name, play in steps:
-            result = StepResult(name)
-            try:
-                play(result)
-            except Exception as exc:  # a broken step is reported, the story goes on
-                result.ok = False
-                result.detail = f"error: {type(exc).__name__}: {exc}"
-            results.append(result)
-            status = str(result.status) if result.status is not None else "-"
-            mark = yes if result.ok else no
-            write(
-                f"  {result.name:<34} {status:>4}  {result.outcome:<11} {mark:<5}  {result.detail}"
-            )
+        results = _play(demo, write, (yes, no))
     passed = sum(r.ok for r in results)
     write()
     if passed == len(results):
@@ -273,9 +243,46 @@ def run_demo(out: TextIO | None = None) -> int:
     return 1
 
 
-def _close(provisioner: Provisioner) -> None:
-    for client in (provisioner.zentitle, provisioner.stripe):
-        close = getattr(client, "close", None)
-        if callable(close):
-            close()
-    provisioner.storage.close()
+def _send_activation_emails(provisioner: Provisioner, demo: DemoStory, write: Write) -> None:
+    """The handler a user would write: "send" (print) the activation e-mail."""
+
+    @provisioner.on_zentitle("entitlement.group.created")
+    def send_activation_email(event: EntitlementGroupCreated) -> None:
+        details = provisioner.activation_details(event)
+        codes = ", ".join(details.activation_codes)
+        email = (
+            f"    To: {details.customer_name} <{details.email}>\n"
+            f"    Subject: Your licences are ready\n"
+            f"    Your activation code(s): {codes}"
+        )
+        demo.emails.append(email)
+        write(email)
+
+
+def _play(demo: DemoStory, write: Write, marks: tuple[str, str]) -> list[StepResult]:
+    """Run every step in order, one table line each; a broken step does not stop the rest."""
+    yes, no = marks
+    steps: list[tuple[str, Callable[[StepResult], None]]] = [
+        ("1 buy 2 products, 1 subscription", demo.buy),
+        ("2 Zentitle2 webhook -> e-mail", demo.activation_email),
+        ("3 same webhook again", demo.duplicate),
+        ("4 renewal paid", demo.renew),
+        ("5 one-time payment", demo.one_time),
+        ("6 subscription cancelled", demo.cancel),
+    ]
+    header = f"  {'step':<34} {'HTTP':>4}  {'outcome':<11} {'check':<5}  detail"
+    write(header)
+    write("  " + "-" * (len(header) + 30))
+    results: list[StepResult] = []
+    for name, play in steps:
+        result = StepResult(name)
+        try:
+            play(result)
+        except Exception as exc:  # a broken step is reported, the story goes on
+            result.ok = False
+            result.detail = f"error: {type(exc).__name__}: {exc}"
+        results.append(result)
+        status = str(result.status) if result.status is not None else "-"
+        mark = yes if result.ok else no
+        write(f"  {result.name:<34} {status:>4}  {result.outcome:<11} {mark:<5}  {result.detail}")
+    return results

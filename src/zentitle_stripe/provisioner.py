@@ -1,36 +1,37 @@
-"""The engine: verify, record, claim, process, respond.
+"""The engine: verify a webhook, then let the ledger run the work for it exactly once.
 
-:meth:`Provisioner.handle_event` is a pure function of (raw body, signature header) to a
-:class:`~zentitle_stripe.responses.WebhookResponse`: no framework object goes in or comes
-out, so every adapter is a few lines and every path is testable without a server.
+[`Provisioner.handle_event`][zentitle_stripe.Provisioner.handle_event] takes the raw body
+and the signature header and returns a
+[`WebhookResponse`][zentitle_stripe.responses.WebhookResponse]. No framework object goes in
+or out, so every adapter is a few lines and every path is testable without a server. The
+claim/finish bookkeeping lives in [`ledger`][zentitle_stripe.ledger], the Zentitle2 handler
+registry in [`zentitle_router`][zentitle_stripe.zentitle_router], the error policy in
+[`classify`][zentitle_stripe.responses.classify] and the wiring of real clients in
+[`Services`][zentitle_stripe.services.Services].
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
+import functools
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from ._closing import Closer
 from .config import DEFAULT_MAX_BODY_BYTES, SeatPolicy, Secret, Settings
 from .events import StripeEvent, parse_event
 from .exceptions import (
     ConfigurationError,
-    EventInProgress,
     EventNotFound,
     PayloadTooLargeError,
     ProvisioningConfigError,
-    RemoteAPIError,
-    TransientError,
     WebhookRejected,
-    ZentitleStripeError,
 )
-from .responses import Outcome, OutcomeKind, WebhookResponse, retry_after_for, status_for
+from .ledger import Ledger, Work
+from .responses import Outcome, WebhookResponse, classify
 from .signature import DEFAULT_TOLERANCE, verify_stripe_signature
-from .storage import ClaimResult, EventRecord, EventStatus, NewEvent, Storage, open_storage
+from .storage import NewEvent, Storage
+from .zentitle_router import Router, ZentitleHandler
 from .zentitle_webhooks import (
     EntitlementGroupCreated,
     ZentitleEvent,
@@ -40,19 +41,16 @@ from .zentitle_webhooks import (
 
 if TYPE_CHECKING:
     from .flows import ActivationDetails
+    from .services import Services
     from .stripe_api import StripeAPI
     from .zentitle import ZentitleAPI
 
 __all__ = ["EventProcessor", "Provisioner", "ZentitleHandler"]
 
-logger = logging.getLogger("zentitle_stripe")
-
 STRIPE = "stripe"
 ZENTITLE = "zentitle"
 
 E = TypeVar("E", bound=ZentitleEvent)
-ZentitleHandler = Callable[[Any], None]
-"""A function called with a typed :class:`~zentitle_stripe.zentitle_webhooks.ZentitleEvent`."""
 
 
 class EventProcessor(Protocol):
@@ -64,10 +62,10 @@ class EventProcessor(Protocol):
     def process(self, event: StripeEvent, *, owner: str) -> Outcome:
         """Do the work for ``event`` and say what was done.
 
-        Raise :class:`~zentitle_stripe.exceptions.ProvisioningConfigError` for set-up
-        problems and :class:`~zentitle_stripe.exceptions.TransientError` (or a transient
-        remote API error) when a retry can succeed. ``owner`` identifies this attempt,
-        for locks. It must be safe to run again for the same event.
+        Raise [`ProvisioningConfigError`][zentitle_stripe.exceptions.ProvisioningConfigError]
+        for set-up problems and [`TransientError`][zentitle_stripe.exceptions.TransientError]
+        (or a transient remote API error) when a retry can succeed. ``owner`` identifies
+        this attempt, for locks. It must be safe to run again for the same event.
         """
         ...
 
@@ -81,25 +79,77 @@ class _NoProcessor:
         raise AssertionError("never called: event_types is empty")
 
 
-_HOST = socket.gethostname()
+_NO_KEY = (
+    "Zentitle2 webhooks are not configured: set ZENTITLE_WEBHOOK_PUBLIC_KEY to the "
+    "account's RSA modulus or JWK (GET /api/v1/account/key)"
+)
 
 
-def _new_owner() -> str:
-    """A unique claim owner: host/pid/random, readable in ``events`` listings."""
-    return f"{_HOST}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+def _bounded(payload: bytes | str, limit: int) -> bytes:
+    body = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+    if len(body) > limit:
+        raise PayloadTooLargeError(
+            f"body is larger than the {limit} byte limit (ZENTITLE_STRIPE_MAX_BODY_BYTES)"
+        )
+    return body
+
+
+def _stripe_record(event: StripeEvent, body: bytes) -> NewEvent:
+    return NewEvent(
+        event_id=event.id,
+        source=STRIPE,
+        type=event.type,
+        payload=body,
+        created=event.created,
+        api_version=event.api_version,
+    )
+
+
+def _zentitle_record(event: ZentitleEvent, body: bytes) -> NewEvent:
+    created = int(event.event_date.timestamp()) if event.event_date else None
+    return NewEvent(
+        event_id=event.event_id,
+        source=ZENTITLE,
+        type=event.event_code,
+        payload=body,
+        created=created,
+    )
+
+
+def _process_stripe(processor: EventProcessor, event: StripeEvent, owner: str) -> Outcome:
+    """The work for a claimed Stripe event: the processor's, unless it has none to do."""
+    if event.thin:
+        return Outcome.ignored(
+            f"thin event ({event.type}) notifications are not supported yet; "
+            "send snapshot events to this endpoint"
+        )
+    if event.type not in processor.event_types:
+        return Outcome.ignored(f"event type {event.type} is not one this endpoint acts on")
+    return processor.process(event, owner=owner)
+
+
+def _dispatching(router: Router, event: ZentitleEvent) -> Work:
+    """The work for a claimed Zentitle2 event: its handlers (no locks, so no owner)."""
+    return lambda owner: router.dispatch(event)
 
 
 class Provisioner:
     """Turns verified Stripe events into Zentitle2 licences, exactly once.
 
-    Build it with :meth:`from_env`, or by hand::
+    Build it with [`from_env`][zentitle_stripe.Provisioner.from_env] (real clients, wired
+    by [`Services`][zentitle_stripe.services.Services]) or by hand:
 
-        provisioner = Provisioner(
-            webhook_secrets=["whsec_..."],
-            storage=SQLiteStorage("licences.db"),
-            processor=Provisioning(zentitle=..., stripe=..., storage=...),
-        )
-        response = provisioner.handle_event(raw_body, request.headers.get("Stripe-Signature"))
+    ```python
+    provisioner = Provisioner(
+        webhook_secrets=["whsec_..."],
+        storage=SQLiteStorage("licences.db"),
+        processor=Provisioning(zentitle=..., stripe=..., storage=...),
+    )
+    response = provisioner.handle_event(raw_body, request.headers.get("Stripe-Signature"))
+    ```
+
+    ``storage``, ``stripe``, ``zentitle`` and ``settings`` are read-only, kept for
+    compatibility: code that needs the parts should take a ``Services``.
     """
 
     def __init__(
@@ -122,16 +172,16 @@ class Provisioner:
         """Wire the engine.
 
         With ``zentitle`` and ``stripe`` clients and no ``processor``, the standard
-        :class:`~zentitle_stripe.flows.Provisioning` flows are used; pass ``processor`` to
-        replace them. Without any, every event is recorded and acknowledged as ignored.
+        [`Provisioning`][zentitle_stripe.flows.Provisioning] flows are used; pass
+        ``processor`` to replace them. Without any, every event is recorded and
+        acknowledged as ignored.
         """
         secrets = [s.reveal() if isinstance(s, Secret) else s for s in webhook_secrets]
         if not secrets or not all(secrets):
             raise ConfigurationError("STRIPE_WEBHOOK_SECRET: at least one signing secret is needed")
         self._secrets = tuple(s.encode() for s in secrets)
-        self.storage = storage
-        self.zentitle = zentitle
-        self.stripe = stripe
+        self._zentitle = zentitle
+        self._stripe = stripe
         if processor is None and zentitle is not None and stripe is not None:
             from .flows import Provisioning
 
@@ -150,11 +200,16 @@ class Provisioner:
         self.zentitle_webhook_key = zentitle_webhook_key
         self.tolerance = tolerance
         self.max_body_bytes = max_body_bytes
-        self.lease_seconds = lease_seconds
-        self.config_error_status = config_error_status
-        self.clock = clock
-        self._zentitle_handlers: dict[str, list[ZentitleHandler]] = {}
-        self.settings: Settings | None = None
+        self.zentitle_router = Router()
+        """Where [`on_zentitle`][zentitle_stripe.Provisioner.on_zentitle] registers handlers."""
+        self._ledger = Ledger(
+            storage,
+            lease_seconds=lease_seconds,
+            config_error_status=config_error_status,
+            clock=clock,
+        )
+        self._services: Services | None = None
+        self._closer = Closer(zentitle, stripe, storage)
 
     def __repr__(self) -> str:
         return (
@@ -164,90 +219,97 @@ class Provisioner:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Provisioner:
-        """Build a fully wired provisioner from environment variables.
-
-        See :meth:`zentitle_stripe.config.Settings.from_env` for the variables; a missing
-        or malformed one raises :class:`~zentitle_stripe.exceptions.ConfigurationError`.
-        """
+        """Build a fully wired provisioner from environment variables (see
+        [`Settings.from_env`][zentitle_stripe.config.Settings.from_env])."""
         return cls.from_settings(Settings.from_env(environ))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Provisioner:
-        """Build a fully wired provisioner from :class:`~zentitle_stripe.config.Settings`."""
-        from .stripe_api import StripeGateway
-        from .zentitle import ZentitleClient
+        """The provisioner of a new [`Services`][zentitle_stripe.services.Services] built
+        from ``settings``; [`close`][zentitle_stripe.Provisioner.close] closes its parts."""
+        from .services import Services
 
-        provisioner = cls(
-            webhook_secrets=settings.webhook_secrets,
-            storage=open_storage(settings.storage_url),
-            zentitle=ZentitleClient(
-                settings.zentitle_api_url,
-                settings.zentitle_tenant_id,
-                settings.zentitle_client_id,
-                settings.zentitle_client_secret.reveal(),
-                settings.zentitle_token_url,
-                api_version=settings.zentitle_api_version,
-                timeout=settings.http_timeout,
-            ),
-            stripe=StripeGateway(
-                settings.stripe_api_key.reveal(),
-                api_base=settings.stripe_api_base,
-                timeout=settings.http_timeout,
-            ),
-            zentitle_webhook_key=settings.zentitle_webhook_public_key,
-            tolerance=settings.tolerance,
-            max_body_bytes=settings.max_body_bytes,
-            lease_seconds=settings.lease_seconds,
-            config_error_status=settings.config_error_status,
-            lookup_key_fallback=settings.lookup_key_fallback,
-            seat_policy=settings.seat_policy,
-        )
-        provisioner.settings = settings
-        return provisioner
+        return Services.from_settings(settings).provisioner
 
-    # -- Stripe -------------------------------------------------------------------------
+    @property
+    def services(self) -> Services | None:
+        """The [`Services`][zentitle_stripe.services.Services] that built it, if any."""
+        return self._services
+
+    @property
+    def settings(self) -> Settings | None:
+        """The settings it was built from; ``None`` when built by hand."""
+        return None if self._services is None else self._services.settings
+
+    @property
+    def storage(self) -> Storage:
+        return self._ledger.storage
+
+    @property
+    def stripe(self) -> StripeAPI | None:
+        return self._stripe
+
+    @property
+    def zentitle(self) -> ZentitleAPI | None:
+        return self._zentitle
+
+    @property
+    def lease_seconds(self) -> float:
+        return self._ledger.lease_seconds
+
+    @property
+    def config_error_status(self) -> int:
+        return self._ledger.config_error_status
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._ledger.clock
+
+    def close(self) -> None:
+        """Close what it runs on, once: its ``Services`` when it has one, else the storage
+        and clients it was given."""
+        if self._services is not None:
+            self._services.close()
+        else:
+            self._closer.close()
 
     def handle_event(self, payload: bytes | str, signature: str | None) -> WebhookResponse:
         """Handle one Stripe webhook delivery: the raw body and its ``Stripe-Signature``.
+
+        Not a pure function: after verifying the signature it records and claims the
+        event in storage and runs the provisioning flows, which call Stripe and Zentitle2,
+        all blocking, in the calling thread (async servers call it from a threadpool). It
+        is framework-free because bytes and a header go in and a neutral response comes
+        out, so adapters only copy it out and tests need no server.
 
         Always returns a response (never raises for bad input): 200 when done, ignored or
         a duplicate; 400 bad signature or body; 409 in progress elsewhere; 413 too big;
         422 set-up problem; 503 retry later; 500 unexpected. Everything that passed
         verification is recorded, so failures can be replayed.
         """
-        started = time.perf_counter()
-        try:
-            body = self._check_size(payload)
-            verify_stripe_signature(
-                body, signature, self._secrets, tolerance=self.tolerance, clock=self.clock
-            )
-            event = parse_event(body)
-        except WebhookRejected as exc:
-            return self._rejected(STRIPE, exc, started)
-        return self._handle_stripe(event, body, started)
+        return self._stripe_intake(payload, signature, verify=True)
 
     def handle_trusted_event(self, payload: bytes | str) -> WebhookResponse:
         """Handle a Stripe event body that needs no signature: one fetched from Stripe's
         own API over an authenticated call (``reconcile``), never one from a request.
         """
+        return self._stripe_intake(payload, None, verify=False)
+
+    def _stripe_intake(
+        self, payload: bytes | str, signature: str | None, *, verify: bool
+    ) -> WebhookResponse:
         started = time.perf_counter()
         try:
-            body = self._check_size(payload)
+            body = _bounded(payload, self.max_body_bytes)
+            if verify:
+                verify_stripe_signature(
+                    body, signature, self._secrets, tolerance=self.tolerance, clock=self.clock
+                )
             event = parse_event(body)
         except WebhookRejected as exc:
-            return self._rejected(STRIPE, exc, started)
-        return self._handle_stripe(event, body, started)
-
-    def _handle_stripe(self, event: StripeEvent, body: bytes, started: float) -> WebhookResponse:
-        new = NewEvent(
-            event_id=event.id,
-            source=STRIPE,
-            type=event.type,
-            payload=body,
-            created=event.created,
-            api_version=event.api_version,
-        )
-        return self._claim_and_run(new, lambda owner: self._process_stripe(event, owner), started)
+            return self._ledger.refuse(STRIPE, exc, started)
+        work = functools.partial(_process_stripe, self.processor, event)
+        return self._ledger.run(_stripe_record(event, body), work, started=started)
 
     def replay(self, event_id: str, source: str = STRIPE) -> WebhookResponse:
         """Process a recorded event again through the same code path (even if done).
@@ -262,250 +324,60 @@ class Provisioner:
         record = self.storage.get_event(event_id, source)
         if record is None:
             missing = EventNotFound(f"no recorded {source} event {event_id}")
-            outcome = Outcome(OutcomeKind.FAILED, str(missing))
-            return WebhookResponse.build(status_for(missing), outcome, event_id=event_id)
-        new = record.as_new_event()
+            return classify(missing).response(event_id=event_id)
+        work: Work
         if source == ZENTITLE:
-            zentitle_event = parse_zentitle_event(record.payload)
-            return self._claim_and_run(
-                new, lambda owner: self._run_zentitle_handlers(zentitle_event), started, True
-            )
-        event = parse_event(record.payload)
-        return self._claim_and_run(
-            new, lambda owner: self._process_stripe(event, owner), started, True
-        )
-
-    def _process_stripe(self, event: StripeEvent, owner: str) -> Outcome:
-        if event.thin:
-            return Outcome.ignored(
-                f"thin event ({event.type}) notifications are not supported yet; "
-                "send snapshot events to this endpoint"
-            )
-        if event.type not in self.processor.event_types:
-            return Outcome.ignored(f"event type {event.type} is not one this endpoint acts on")
-        return self.processor.process(event, owner=owner)
-
-    # -- Zentitle2 ----------------------------------------------------------------------
+            work = _dispatching(self.zentitle_router, parse_zentitle_event(record.payload))
+        else:
+            work = functools.partial(_process_stripe, self.processor, parse_event(record.payload))
+        return self._ledger.run(record.as_new_event(), work, started=started, replay=True)
 
     def on_zentitle(self, event_code: str) -> Callable[[Callable[[E], None]], Callable[[E], None]]:
-        """Register a handler for a Zentitle2 webhook event code (``"*"`` for all)::
+        """Register a handler for a Zentitle2 webhook event code (``"*"`` for all).
 
-            @provisioner.on_zentitle("entitlement.group.created")
-            def send_activation_email(event: EntitlementGroupCreated) -> None: ...
+        ```python
+        @provisioner.on_zentitle("entitlement.group.created")
+        def send_activation_email(event: EntitlementGroupCreated) -> None: ...
+        ```
 
         Handlers run once per ``eventId`` (duplicates are acknowledged without calling
         them); an exception marks the event failed so Zentitle2's retry, or ``replay``,
-        runs them again.
+        runs them again. Same as ``zentitle_router.register``.
         """
-
-        def register(handler: Callable[[E], None]) -> Callable[[E], None]:
-            self._zentitle_handlers.setdefault(event_code, []).append(handler)
-            return handler
-
-        return register
+        return self.zentitle_router.register(event_code)
 
     def handle_zentitle_event(self, payload: bytes | str, signature: str | None) -> WebhookResponse:
-        """Handle one Zentitle2 webhook delivery: raw body and its ``N-Signature`` header."""
+        """Handle one Zentitle2 webhook delivery: raw body and its ``N-Signature`` header.
+
+        Blocking, like [`handle_event`][zentitle_stripe.Provisioner.handle_event]: the
+        handlers run in the calling thread.
+        """
         started = time.perf_counter()
         if self.zentitle_webhook_key is None:
             # Always 422, never the 200 of ZENTITLE_STRIPE_CONFIG_ERROR_STATUS: an
             # unverifiable body is not recorded, so only Zentitle2's retry can bring it back.
-            missing = ProvisioningConfigError(
-                "Zentitle2 webhooks are not configured: set ZENTITLE_WEBHOOK_PUBLIC_KEY to the "
-                "account's RSA modulus or JWK (GET /api/v1/account/key)"
-            )
-            outcome = Outcome(OutcomeKind.FAILED, str(missing))
-            self._log(ZENTITLE, None, None, outcome, status_for(missing), started)
-            return WebhookResponse.build(status_for(missing), outcome)
+            return self._ledger.refuse(ZENTITLE, ProvisioningConfigError(_NO_KEY), started)
         try:
-            body = self._check_size(payload)
+            body = _bounded(payload, self.max_body_bytes)
             self.zentitle_webhook_key.verify(body, signature)
             event = parse_zentitle_event(body)
         except WebhookRejected as exc:
-            return self._rejected(ZENTITLE, exc, started)
-        new = NewEvent(
-            event_id=event.event_id,
-            source=ZENTITLE,
-            type=event.event_code,
-            payload=body,
-            created=int(event.event_date.timestamp()) if event.event_date else None,
-        )
-        return self._claim_and_run(new, lambda owner: self._run_zentitle_handlers(event), started)
-
-    def _run_zentitle_handlers(self, event: ZentitleEvent) -> Outcome:
-        handlers = [
-            *self._zentitle_handlers.get(event.event_code, ()),
-            *self._zentitle_handlers.get("*", ()),
-        ]
-        if not handlers:
-            return Outcome.ignored(f"no handler registered for {event.event_code}")
-        for handler in handlers:
-            handler(event)
-        names = ", ".join(getattr(h, "__name__", repr(h)) for h in handlers)
-        return Outcome(OutcomeKind.HANDLED, f"{event.event_code} handled by {names}")
+            return self._ledger.refuse(ZENTITLE, exc, started)
+        work = _dispatching(self.zentitle_router, event)
+        return self._ledger.run(_zentitle_record(event, body), work, started=started)
 
     def activation_details(self, event: EntitlementGroupCreated) -> ActivationDetails:
         """Recipient, name and activation codes for an ``entitlement.group.created`` event.
 
-        Meant for a handler registered with :meth:`on_zentitle` that sends the activation
+        Meant for a handler registered with
+        [`on_zentitle`][zentitle_stripe.Provisioner.on_zentitle] that sends the activation
         e-mail; needs the ``stripe`` and ``zentitle`` clients.
         """
         from .flows import activation_details
 
-        if self.stripe is None or self.zentitle is None:
+        if self._stripe is None or self._zentitle is None:
             raise ConfigurationError(
                 "activation_details needs the Stripe and Zentitle2 clients: build the "
                 "Provisioner with from_env() or pass stripe= and zentitle="
             )
-        return activation_details(event, stripe=self.stripe, zentitle=self.zentitle)
-
-    # -- shared machinery -----------------------------------------------------------------
-
-    def _check_size(self, payload: bytes | str) -> bytes:
-        body = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-        if len(body) > self.max_body_bytes:
-            raise PayloadTooLargeError(
-                f"body is larger than the {self.max_body_bytes} byte limit "
-                "(ZENTITLE_STRIPE_MAX_BODY_BYTES)"
-            )
-        return body
-
-    def _claim_and_run(
-        self,
-        new: NewEvent,
-        work: Callable[[str], Outcome],
-        started: float,
-        replay: bool = False,
-    ) -> WebhookResponse:
-        owner = _new_owner()
-        try:
-            claim = self.storage.claim_event(
-                new,
-                owner=owner,
-                lease_seconds=self.lease_seconds,
-                now=self.clock(),
-                reclaim_done=replay,
-            )
-        except ZentitleStripeError as exc:
-            return self._failed(new, exc, started)
-        if claim.result is ClaimResult.DUPLICATE:
-            return self._duplicate(new, claim.record, started)
-        if claim.result is ClaimResult.IN_PROGRESS:
-            return self._failed(
-                new,
-                EventInProgress("this event is being processed by another worker; retry later"),
-                started,
-            )
-        try:
-            outcome = work(owner)
-        except Exception as exc:
-            return self._failed(new, exc, started, owner=owner)
-        try:
-            self.storage.finish_event(
-                new.event_id,
-                new.source,
-                owner=owner,
-                status=EventStatus.DONE,
-                outcome=outcome.kind.value,
-                detail=outcome.reason,
-                error=None,
-                now=self.clock(),
-            )
-        except ZentitleStripeError as exc:
-            return self._failed(new, exc, started)
-        self._log(new.source, new.event_id, new.type, outcome, 200, started)
-        return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
-
-    def _duplicate(self, new: NewEvent, record: EventRecord, started: float) -> WebhookResponse:
-        earlier = f"{record.outcome}: {record.detail}" if record.outcome else "done"
-        outcome = Outcome(OutcomeKind.DUPLICATE, f"already processed ({earlier})")
-        self._log(new.source, new.event_id, new.type, outcome, 200, started)
-        return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
-
-    def _failed(
-        self,
-        new: NewEvent,
-        exc: Exception,
-        started: float,
-        *,
-        owner: str | None = None,
-    ) -> WebhookResponse:
-        status = status_for(exc, config_error_status=self.config_error_status)
-        if isinstance(exc, EventInProgress):
-            reason = str(exc)
-            kind = OutcomeKind.DUPLICATE
-        elif isinstance(exc, (ProvisioningConfigError, TransientError, RemoteAPIError)):
-            reason = str(exc)
-            kind = OutcomeKind.FAILED
-        else:
-            reason = (
-                "internal error while processing the event; it is recorded as failed and can "
-                "be replayed (see the server log)"
-            )
-            kind = OutcomeKind.FAILED
-        if status >= 500 and status != 503:
-            logger.exception(
-                "unexpected error processing %s event %s", new.source, new.event_id, exc_info=exc
-            )
-        outcome = Outcome(kind, reason)
-        if owner is not None:
-            try:
-                self.storage.finish_event(
-                    new.event_id,
-                    new.source,
-                    owner=owner,
-                    status=EventStatus.FAILED,
-                    outcome=OutcomeKind.FAILED.value,
-                    detail=reason,
-                    error=f"{type(exc).__name__}: {exc}",
-                    now=self.clock(),
-                )
-            except ZentitleStripeError:
-                # The claim's lease will expire and a redelivery will take it over.
-                logger.exception("could not record the failure of event %s", new.event_id)
-        self._log(new.source, new.event_id, new.type, outcome, status, started)
-        return WebhookResponse.build(
-            status,
-            outcome,
-            event_id=new.event_id,
-            event_type=new.type,
-            retry_after=retry_after_for(exc) if status == 503 else None,
-        )
-
-    def _rejected(self, source: str, exc: WebhookRejected, started: float) -> WebhookResponse:
-        status = status_for(exc)
-        outcome = Outcome(OutcomeKind.FAILED, str(exc))
-        self._log(source, None, None, outcome, status, started)
-        return WebhookResponse.build(status, outcome)
-
-    def _log(
-        self,
-        source: str,
-        event_id: str | None,
-        event_type: str | None,
-        outcome: Outcome,
-        status: int,
-        started: float,
-    ) -> None:
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        level = logging.INFO if status < 500 or status == 503 else logging.ERROR
-        if logger.isEnabledFor(level):
-            logger.log(
-                level,
-                "%s event %s (%s): %s %s in %.1f ms",
-                source,
-                event_id,
-                event_type,
-                status,
-                outcome.kind.value,
-                duration_ms,
-                extra={
-                    "source": source,
-                    "event_id": event_id,
-                    "event_type": event_type,
-                    "status": status,
-                    "outcome": outcome.kind.value,
-                    "detail": outcome.reason,
-                    "duration_ms": duration_ms,
-                },
-            )
+        return activation_details(event, stripe=self._stripe, zentitle=self._zentitle)

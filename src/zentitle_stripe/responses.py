@@ -1,13 +1,17 @@
-"""What the core answers: a framework-neutral response, and the one error-to-status table.
+"""What the core answers: a framework-neutral response, and the one failure table.
 
-Adapters render :class:`WebhookResponse` as it is; they never choose a status themselves.
+Adapters render [`WebhookResponse`][zentitle_stripe.responses.WebhookResponse] as it is;
+they never choose a status themselves. [`classify`][zentitle_stripe.responses.classify]
+decides, for every error, the status, outcome, reason, ``Retry-After`` and whether a
+traceback is logged, so no two places can disagree about an error.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Literal
 
 import attrs
 
@@ -21,7 +25,16 @@ from .exceptions import (
     WebhookRejected,
 )
 
-__all__ = ["Outcome", "OutcomeKind", "WebhookResponse", "status_for"]
+__all__ = [
+    "Failure",
+    "Outcome",
+    "OutcomeKind",
+    "WebhookResponse",
+    "classify",
+    "is_transient",
+    "retry_after_for",
+    "status_for",
+]
 
 DEFAULT_RETRY_AFTER = 30
 
@@ -97,38 +110,133 @@ class WebhookResponse:
         return cls(status, body, headers, outcome, event_id, event_type)
 
 
-def status_for(exc: BaseException, *, config_error_status: int = 422) -> int:
-    """The HTTP status for an error: the single table every entry point uses.
+# -- the failure table -------------------------------------------------------------------
 
-    ====================================  ======
-    error                                 status
-    ====================================  ======
-    body over the size limit              413
-    bad/missing signature, not an event   400
-    same event in progress elsewhere      409
-    replay of an unrecorded event         404
-    set-up problem (unknown SKU, ...)     422 (or ``config_error_status``)
-    permanent remote API error            422 (or ``config_error_status``)
-    transient (timeouts, 429, 5xx, lock)  503
-    anything else                         500
-    ====================================  ======
+INTERNAL_ERROR_REASON = (
+    "internal error while processing the event; it is recorded as failed and can "
+    "be replayed (see the server log)"
+)
+"""The reason sent for an unexpected error: its message may hold internals, the log has it."""
+
+_Reason = Literal["message", "intake", "generic"]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a retry later may succeed: the one definition of "transient"."""
+    return isinstance(exc, TransientError) or (isinstance(exc, RemoteAPIError) and exc.transient)
+
+
+@attrs.frozen
+class Failure:
+    """How one error is answered, recorded and logged.
+
+    A row of [`classify`][zentitle_stripe.responses.classify]'s table, filled in for one
+    exception.
     """
-    if isinstance(exc, PayloadTooLargeError):
-        return 413
-    if isinstance(exc, WebhookRejected):
-        return 400
-    if isinstance(exc, EventInProgress):
-        return 409
-    if isinstance(exc, EventNotFound):
-        return 404
-    if isinstance(exc, TransientError) or (isinstance(exc, RemoteAPIError) and exc.transient):
-        return 503
-    if isinstance(exc, (ProvisioningConfigError, RemoteAPIError)):
-        return config_error_status
-    return 500
+
+    status: int
+    """The HTTP status."""
+    kind: OutcomeKind
+    """The outcome it is reported as (``failed``, or ``duplicate`` for an event in progress)."""
+    reason: str
+    """The ``detail`` sent back and recorded; never a traceback."""
+    retry_after: float | None = None
+    """Seconds for the ``Retry-After`` header; set exactly when the failure is transient."""
+    log_traceback: bool = False
+    """Whether the error is a bug whose traceback belongs in the log."""
+
+    @property
+    def transient(self) -> bool:
+        """Whether a retry later may succeed (the sender is told when, in ``Retry-After``)."""
+        return self.retry_after is not None
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(self.kind, self.reason)
+
+    def response(
+        self, *, event_id: str | None = None, event_type: str | None = None
+    ) -> WebhookResponse:
+        """The answer to send for this failure."""
+        return WebhookResponse.build(
+            self.status,
+            self.outcome,
+            event_id=event_id,
+            event_type=event_type,
+            retry_after=self.retry_after,
+        )
 
 
-def retry_after_for(exc: BaseException) -> float | None:
-    """Seconds the sender should wait, for 503 answers."""
+@attrs.frozen
+class _Row:
+    matches: Callable[[BaseException], bool]
+    status: int | None  # None: the configured status for set-up problems
+    reason: _Reason
+    kind: OutcomeKind = OutcomeKind.FAILED
+    transient: bool = False
+    log_traceback: bool = False
+
+
+def _is(*types: type[BaseException]) -> Callable[[BaseException], bool]:
+    return lambda exc: isinstance(exc, types)
+
+
+# First match wins; the order matters (PayloadTooLargeError is a WebhookRejected).
+_TABLE: tuple[_Row, ...] = (
+    _Row(_is(PayloadTooLargeError), 413, "intake"),
+    _Row(_is(WebhookRejected), 400, "intake"),
+    _Row(_is(EventInProgress), 409, "message", kind=OutcomeKind.DUPLICATE),
+    _Row(_is(EventNotFound), 404, "intake"),
+    _Row(is_transient, 503, "message", transient=True),
+    _Row(_is(ProvisioningConfigError, RemoteAPIError), None, "message"),
+)
+_UNEXPECTED = _Row(_is(BaseException), 500, "generic", log_traceback=True)
+
+
+def classify(
+    exc: BaseException, *, config_error_status: int = 422, processing: bool = False
+) -> Failure:
+    """The failure table: status, outcome, reason, ``Retry-After`` and traceback for an error.
+
+    Every entry point answers errors through it, so a status, a body and a log line
+    always agree.
+
+    | error | status | outcome | reason | `Retry-After` | traceback |
+    |---|---|---|---|---|---|
+    | body over the size limit | 413 | `failed` | message¹ | no | no |
+    | bad/missing signature, not an event | 400 | `failed` | message¹ | no | no |
+    | same event in progress elsewhere | 409 | `duplicate` | message | no | no |
+    | replay of an unrecorded event | 404 | `failed` | message¹ | no | no |
+    | transient: timeout, 429, 5xx, lock, storage | 503 | `failed` | message | hint or 30 s | no |
+    | set-up problem, permanent API error | 422² | `failed` | message | no | no |
+    | anything else (a bug) | 500 | `failed` | generic | no | yes |
+
+    ¹ These errors explain a request refused before it was recorded. Raised while
+    processing a recorded event (``processing=True``) they are not meant for the sender,
+    so the reason is the generic one, as for a bug.
+    ² Or ``config_error_status`` (``ZENTITLE_STRIPE_CONFIG_ERROR_STATUS=200``).
+    """
+    row = next((r for r in _TABLE if r.matches(exc)), _UNEXPECTED)
+    if row.reason == "message" or (row.reason == "intake" and not processing):
+        reason = str(exc)
+    else:
+        reason = INTERNAL_ERROR_REASON
+    return Failure(
+        status=config_error_status if row.status is None else row.status,
+        kind=row.kind,
+        reason=reason,
+        retry_after=retry_after_for(exc) if row.transient else None,
+        log_traceback=row.log_traceback,
+    )
+
+
+def status_for(exc: BaseException, *, config_error_status: int = 422) -> int:
+    """The HTTP status for an error: the status column of
+    [`classify`][zentitle_stripe.responses.classify]'s table."""
+    return classify(exc, config_error_status=config_error_status).status
+
+
+def retry_after_for(exc: BaseException) -> float:
+    """Seconds the sender should wait, for 503 answers: the error's hint, else 30."""
     hint = getattr(exc, "retry_after", None)
     return float(hint) if isinstance(hint, (int, float)) and hint > 0 else DEFAULT_RETRY_AFTER

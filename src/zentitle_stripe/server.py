@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .exceptions import MissingExtraError, ZentitleStripeError
 from .provisioner import Provisioner
+from .services import Services
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -45,13 +46,21 @@ def _require_server_extra() -> None:
         raise MissingExtraError("zentitle_stripe.server", "server") from exc
 
 
+def _engine(target: Provisioner | Services) -> Provisioner:
+    return target.provisioner if isinstance(target, Services) else target
+
+
 def create_app(
-    provisioner: Provisioner,
+    provisioner: Provisioner | Services,
     *,
     stripe_path: str = "/stripe/webhook",
     zentitle_path: str = "/zentitle/webhook",
 ) -> Starlette:
-    """The ASGI app: both webhooks plus ``GET /healthz`` (storage ping, never a secret)."""
+    """The ASGI app: both webhooks plus ``GET /healthz`` (storage ping, never a secret).
+
+    Takes a [`Services`][zentitle_stripe.services.Services] or a provisioner; closing
+    stays with the caller.
+    """
     _require_server_extra()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -60,19 +69,21 @@ def create_app(
 
     from ._starlette import read_body, render
 
+    engine = _engine(provisioner)
+
     async def stripe_webhook(request: Request) -> Response:
-        body = await read_body(request, provisioner.max_body_bytes)
+        body = await read_body(request, engine.max_body_bytes)
         signature = request.headers.get("stripe-signature")
-        return render(await run_in_threadpool(provisioner.handle_event, body, signature))
+        return render(await run_in_threadpool(engine.handle_event, body, signature))
 
     async def zentitle_webhook(request: Request) -> Response:
-        body = await read_body(request, provisioner.max_body_bytes)
+        body = await read_body(request, engine.max_body_bytes)
         signature = request.headers.get("n-signature")
-        return render(await run_in_threadpool(provisioner.handle_zentitle_event, body, signature))
+        return render(await run_in_threadpool(engine.handle_zentitle_event, body, signature))
 
     async def healthz(request: Request) -> Response:
         try:
-            await run_in_threadpool(provisioner.storage.ping)
+            await run_in_threadpool(engine.storage.ping)
         except Exception as exc:
             # Our own errors carry safe, actionable messages; a driver's might not.
             reason = str(exc) if isinstance(exc, ZentitleStripeError) else type(exc).__name__
@@ -126,7 +137,7 @@ def configure_logging(log_format: LogFormat = "text", level: str = "info") -> No
 
 
 def run(
-    provisioner: Provisioner,
+    provisioner: Provisioner | Services,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -137,7 +148,10 @@ def run(
 ) -> int:
     """Serve until SIGTERM/SIGINT; in-flight requests get ``graceful_timeout`` seconds.
 
-    Returns 0 after a SIGTERM shutdown (a clean stop, as orchestrators expect).
+    Owns what it is given: afterwards it closes the
+    [`Services`][zentitle_stripe.services.Services] (for a provisioner, through
+    [`Provisioner.close`][zentitle_stripe.Provisioner.close]). Returns 0 after a SIGTERM
+    shutdown (a clean stop, as orchestrators expect).
     """
     _require_server_extra()
     import uvicorn
@@ -161,7 +175,7 @@ def run(
         server.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
-        provisioner.storage.close()
+        provisioner.close()
     return 0
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..exceptions import ConfigurationError, ZentitleStripeError
-from ..provisioner import Provisioner
+from ..services import Services
 from ..storage import DEFAULT_STORAGE_URL, Storage, open_storage
 from ..stripe_api import StripeOpsAPI
 
@@ -55,49 +55,34 @@ def print_json(data: Any) -> None:
 # -- collaborators from the environment ----------------------------------------------------
 
 
-def build_provisioner() -> Provisioner:
-    """The fully wired provisioner from the environment: the one place the CLI builds it."""
-    return Provisioner.from_env()
+def build_services() -> Services:
+    """Everything wired from the environment: the one place the CLI builds it."""
+    return Services.from_env()
 
 
 @contextlib.contextmanager
-def provisioner() -> Iterator[Provisioner]:
-    """The fully wired provisioner from the environment, closed afterwards."""
-    built = build_provisioner()
-    try:
+def services() -> Iterator[Services]:
+    """The wired [`Services`][zentitle_stripe.services.Services], closed afterwards."""
+    with build_services() as built:
         yield built
-    finally:
-        _close(built)
 
 
 @contextlib.contextmanager
-def provisioner_or_problem() -> Iterator[tuple[Provisioner | None, str | None]]:
-    """Like `provisioner()`, but a configuration error is yielded as a message instead of
+def services_or_problem() -> Iterator[tuple[Services | None, str | None]]:
+    """Like `services()`, but a configuration error is yielded as a message instead of
     raised: `doctor` reports it as a finding."""
-    built: Provisioner | None = None
-    problem = None
     try:
-        built = build_provisioner()
+        built = build_services()
     except ZentitleStripeError as exc:
-        problem = str(exc)
-    try:
-        yield built, problem
-    finally:
-        if built is not None:
-            _close(built)
+        yield None, str(exc)
+        return
+    with built:
+        yield built, None
 
 
-def _close(provisioner: Provisioner) -> None:
-    for part in (provisioner.stripe, provisioner.zentitle, provisioner.storage):
-        close = getattr(part, "close", None)
-        if callable(close):
-            with contextlib.suppress(Exception):
-                close()
-
-
-def ops_stripe(provisioner: Provisioner) -> StripeOpsAPI:
-    """The provisioner's Stripe client, which `from_env` makes a `StripeGateway`."""
-    stripe: object = provisioner.stripe
+def ops_stripe(built: Services) -> StripeOpsAPI:
+    """The Stripe gateway, which also offers the operations calls."""
+    stripe: object = built.stripe
     if not isinstance(stripe, StripeOpsAPI):
         raise ConfigurationError("the Stripe client does not support the operations calls")
     return stripe

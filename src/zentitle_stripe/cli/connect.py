@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import ops
 from ..exceptions import ConfigurationError
-from ._common import add_command, ops_stripe, print_json, provisioner
+from ._common import add_command, ops_stripe, print_json, services
 
 
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
@@ -34,7 +34,7 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _connect(args: argparse.Namespace) -> int:
-    with provisioner() as built:
+    with services() as built:
         try:
             result = ops.connect_webhook(ops_stripe(built), args.url, api_version=args.api_version)
         except ValueError as exc:

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from .. import ops
-from ._common import add_command, ops_stripe, print_json, progress, provisioner_or_problem
+from ._common import add_command, ops_stripe, print_json, progress, services_or_problem
 
 WEBHOOK_URL_ENV = "ZENTITLE_STRIPE_WEBHOOK_URL"
 
@@ -31,12 +31,12 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
 def _doctor(args: argparse.Namespace) -> int:
     url = args.url or os.environ.get(WEBHOOK_URL_ENV, "").strip() or None
     raw_secret = os.environ.get("STRIPE_WEBHOOK_SECRET")
-    with provisioner_or_problem() as (provisioner, problem):
-        settings = provisioner.settings if provisioner else None
+    with services_or_problem() as (built, problem):
+        settings = built.settings if built else None
         report = ops.run_doctor(
-            stripe=ops_stripe(provisioner) if provisioner else None,
-            zentitle=provisioner.zentitle if provisioner else None,
-            storage=provisioner.storage if provisioner else None,
+            stripe=ops_stripe(built) if built else None,
+            zentitle=built.zentitle if built else None,
+            storage=built.storage if built else None,
             webhook_url=url,
             raw_webhook_secret=raw_secret,
             lookup_key_fallback=bool(settings and settings.lookup_key_fallback),

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import ops
 from ..storage import EventStatus
-from ._common import add_command, print_json, progress, provisioner, storage_only
+from ._common import add_command, print_json, progress, services, storage_only
 
 _SOURCES = ["stripe", "zentitle"]
 
@@ -71,13 +71,13 @@ def _events(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    with provisioner() as built:
+    with services() as built:
         if args.failed:
             failed = ops.failed_events(built.storage, source=args.source, limit=args.limit)
             targets = [(r.event_id, r.source) for r in failed]
         else:
             targets = [(args.event_id, args.source or "stripe")]
-        results = ops.replay_events(built, targets, progress=progress)
+        results = ops.replay_events(built.provisioner, targets, progress=progress)
     if args.json:
         print_json([r.to_json() for r in results])
     else:

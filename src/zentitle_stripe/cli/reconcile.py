@@ -7,8 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import ops
-from ..exceptions import ConfigurationError
-from ._common import add_command, ops_stripe, print_json, progress, provisioner
+from ._common import add_command, ops_stripe, print_json, progress, services
 
 
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
@@ -39,19 +38,17 @@ def _duration(text: str) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    with provisioner() as built:
+    with services() as built:
         settings = built.settings
-        if built.zentitle is None:  # pragma: no cover - from_env always wires it
-            raise ConfigurationError("reconcile needs the Zentitle2 client")
         if args.since > ops.EVENTS_WINDOW_SECONDS:
             progress("warning: Stripe keeps events for 30 days; looking back 30 days only")
         report = ops.reconcile(
-            built,
+            built.provisioner,
             ops_stripe(built),
             built.zentitle,
             since_seconds=args.since,
             check_drift=not args.no_drift,
-            lookup_key_fallback=bool(settings and settings.lookup_key_fallback),
+            lookup_key_fallback=settings.lookup_key_fallback,
             progress=progress,
         )
     if args.json:

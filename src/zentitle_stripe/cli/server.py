@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import add_command, build_provisioner
+from ._common import add_command, build_services
 
 
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
@@ -63,7 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     _require_server_extra()  # before reading settings: the clearer error first
     return run(
-        build_provisioner(),
+        build_services(),
         host=args.host,
         port=args.port,
         log_format=args.log_format,

@@ -1,4 +1,4 @@
-"""The Django views; see :mod:`zentitle_stripe.django`."""
+"""The Django views; see [`zentitle_stripe.django`][zentitle_stripe.django]."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from .._body import read_bounded
 from ..provisioner import Provisioner
 from ..responses import WebhookResponse
+from ..services import Services
 
 __all__ = [
     "get_provisioner",
@@ -28,24 +29,37 @@ View = Callable[[HttpRequest], HttpResponse]
 
 _lock = threading.Lock()
 _provisioner: Provisioner | None = None
+_built: Services | None = None  # what get_provisioner() built, so the adapter closes it
 
 
-def set_provisioner(provisioner: Provisioner | None) -> None:
-    """Use ``provisioner`` from now on (``None``: build it from settings again on next use)."""
-    global _provisioner
+def set_provisioner(provisioner: Provisioner | Services | None) -> None:
+    """Use ``provisioner`` (or the provisioner of a ``Services``) from now on; ``None``
+    builds it from settings again on next use.
+
+    Services the adapter built itself are closed when replaced; what you pass in stays
+    yours to close.
+    """
+    global _provisioner, _built
     with _lock:
-        _provisioner = provisioner
+        if _built is not None:
+            _built.close()
+            _built = None
+        _provisioner = provisioner.provisioner if isinstance(provisioner, Services) else provisioner
 
 
 def get_provisioner() -> Provisioner:
     """The provisioner, built once (thread-safe) from ``settings.ZENTITLE_STRIPE`` or the
-    environment; a missing setting raises ``ConfigurationError`` naming it."""
-    global _provisioner
+    environment; a missing setting raises ``ConfigurationError`` naming it.
+
+    Its [`Services`][zentitle_stripe.services.Services] are ``get_provisioner().services``.
+    """
+    global _provisioner, _built
     with _lock:
         if _provisioner is None:
             configured: Any = getattr(settings, "ZENTITLE_STRIPE", None)
             environ = None if configured is None else {k: str(v) for k, v in configured.items()}
-            _provisioner = Provisioner.from_env(environ=environ)
+            _built = Services.from_env(environ=environ)
+            _provisioner = _built.provisioner
         return _provisioner
 
 

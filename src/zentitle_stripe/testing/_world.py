@@ -71,8 +71,8 @@ class EmulatedWorld:
         self.sync_clocks()
 
     def close(self) -> None:
-        self.zentitle.close()
-        self.stripe.close()
+        """Close the clients and storage, once each (through the provisioner)."""
+        self.provisioner.close()
 
     # -- seeding ------------------------------------------------------------------------
 

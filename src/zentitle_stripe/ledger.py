@@ -1,0 +1,183 @@
+"""The bookkeeping around every verified event: record, claim, run, finish, answer.
+
+[`Ledger.run`][zentitle_stripe.ledger.Ledger.run] records the event (raw body included,
+so it can be replayed), claims it for a lease so only one worker acts on it, runs the
+work, and writes the outcome back. Every failure is answered through the one failure
+table, [`classify`][zentitle_stripe.responses.classify]. The ledger knows nothing about
+Stripe or Zentitle2: the work is a callable, whichever webhook it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+
+from .exceptions import EventInProgress, ZentitleStripeError
+from .responses import Outcome, OutcomeKind, WebhookResponse, classify
+from .storage import ClaimResult, EventRecord, EventStatus, NewEvent, Storage
+
+__all__ = ["Ledger", "Work", "log_answer", "new_owner"]
+
+logger = logging.getLogger("zentitle_stripe")
+
+Work = Callable[[str], Outcome]
+"""The processing of one claimed event; called with the claim's owner (for locks)."""
+
+_HOST = socket.gethostname()
+
+
+def new_owner() -> str:
+    """A unique claim owner: host/pid/random, readable in ``events`` listings."""
+    return f"{_HOST}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+
+
+class Ledger:
+    """Exactly-once bookkeeping over a [`Storage`][zentitle_stripe.storage.Storage].
+
+    ``config_error_status`` is the status for set-up problems (422, or 200 to stop
+    Stripe's retries); ``lease_seconds`` is how long a claim keeps other workers out
+    before a redelivery may take over a crashed one.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        lease_seconds: float,
+        config_error_status: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.storage = storage
+        self.lease_seconds = lease_seconds
+        self.config_error_status = config_error_status
+        self.clock = clock
+
+    def run(
+        self, new: NewEvent, work: Work, *, started: float, replay: bool = False
+    ) -> WebhookResponse:
+        """Record and claim ``new``, run ``work`` once, finish it and answer.
+
+        A done event is a ``duplicate`` (unless ``replay``, which runs it again); one
+        claimed elsewhere is answered 409. An exception from ``work`` marks the event
+        failed, so a redelivery or a replay runs it again.
+        """
+        owner = new_owner()
+        try:
+            claim = self.storage.claim_event(
+                new,
+                owner=owner,
+                lease_seconds=self.lease_seconds,
+                now=self.clock(),
+                reclaim_done=replay,
+            )
+        except ZentitleStripeError as exc:
+            return self._failed(new, exc, started)
+        if claim.result is ClaimResult.DUPLICATE:
+            return self._duplicate(new, claim.record, started)
+        if claim.result is ClaimResult.IN_PROGRESS:
+            busy = EventInProgress("this event is being processed by another worker; retry later")
+            return self._failed(new, busy, started)
+        try:
+            outcome = work(owner)
+        except Exception as exc:
+            return self._failed(new, exc, started, owner=owner)
+        try:
+            self.storage.finish_event(
+                new.event_id,
+                new.source,
+                owner=owner,
+                status=EventStatus.DONE,
+                outcome=outcome.kind.value,
+                detail=outcome.reason,
+                error=None,
+                now=self.clock(),
+            )
+        except ZentitleStripeError as exc:
+            return self._failed(new, exc, started)
+        log_answer(new.source, new.event_id, new.type, outcome, 200, started)
+        return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
+
+    def refuse(self, source: str, exc: ZentitleStripeError, started: float) -> WebhookResponse:
+        """Answer a delivery that cannot be recorded (unverified, unusable, unconfigured).
+
+        Nothing is stored: an unauthenticated body must never reach storage. The status
+        ignores ``config_error_status``: a body that was not recorded cannot be replayed,
+        so only the sender's retry can bring it back.
+        """
+        failure = classify(exc)
+        log_answer(source, None, None, failure.outcome, failure.status, started)
+        return failure.response()
+
+    def _duplicate(self, new: NewEvent, record: EventRecord, started: float) -> WebhookResponse:
+        earlier = f"{record.outcome}: {record.detail}" if record.outcome else "done"
+        outcome = Outcome(OutcomeKind.DUPLICATE, f"already processed ({earlier})")
+        log_answer(new.source, new.event_id, new.type, outcome, 200, started)
+        return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
+
+    def _failed(
+        self, new: NewEvent, exc: Exception, started: float, *, owner: str | None = None
+    ) -> WebhookResponse:
+        """Answer a failure; with ``owner`` (the work itself failed) record it on the event."""
+        failure = classify(exc, config_error_status=self.config_error_status, processing=True)
+        if failure.log_traceback:
+            logger.exception(
+                "unexpected error processing %s event %s", new.source, new.event_id, exc_info=exc
+            )
+        if owner is not None:
+            try:
+                self.storage.finish_event(
+                    new.event_id,
+                    new.source,
+                    owner=owner,
+                    status=EventStatus.FAILED,
+                    outcome=OutcomeKind.FAILED.value,
+                    detail=failure.reason,
+                    error=f"{type(exc).__name__}: {exc}",
+                    now=self.clock(),
+                )
+            except ZentitleStripeError:
+                # The claim's lease will expire and a redelivery will take it over.
+                logger.exception("could not record the failure of event %s", new.event_id)
+        log_answer(new.source, new.event_id, new.type, failure.outcome, failure.status, started)
+        return failure.response(event_id=new.event_id, event_type=new.type)
+
+
+def log_answer(
+    source: str,
+    event_id: str | None,
+    event_type: str | None,
+    outcome: Outcome,
+    status: int,
+    started: float,
+) -> None:
+    """One log line per answered delivery, with the event fields as ``extra``.
+
+    Errors (5xx other than 503) are logged at ERROR, everything else at INFO; the line
+    never holds a secret or a body.
+    """
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    level = logging.INFO if status < 500 or status == 503 else logging.ERROR
+    if logger.isEnabledFor(level):
+        logger.log(
+            level,
+            "%s event %s (%s): %s %s in %.1f ms",
+            source,
+            event_id,
+            event_type,
+            status,
+            outcome.kind.value,
+            duration_ms,
+            extra={
+                "source": source,
+                "event_id": event_id,
+                "event_type": event_type,
+                "status": status,
+                "outcome": outcome.kind.value,
+                "detail": outcome.reason,
+                "duration_ms": duration_ms,
+            },
+        )
