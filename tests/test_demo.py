@@ -8,7 +8,8 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 
 from zentitle_stripe.cli import main
-from zentitle_stripe.testing import ZentitleEmulator
+from zentitle_stripe.demo import DemoStory
+from zentitle_stripe.testing import EmulatedWorld, ZentitleEmulator
 
 STEPS = (
     "1 buy 2 products, 1 subscription",
@@ -43,3 +44,19 @@ def test_a_failed_step_fails_the_demo(
     [line] = [line for line in out.splitlines() if STEPS[1] in line]
     assert "✗" in line
     assert "5 of 6 steps ended as expected; failed: step 2" in out
+
+
+def test_the_demo_story_is_an_emulated_world_story() -> None:
+    story = DemoStory()
+    story.seed()
+    assert isinstance(story.world, EmulatedWorld)
+    assert (story.stripe, story.zentitle) == (
+        story.world.stripe_emulator,
+        story.world.zentitle_emulator,
+    )
+    subscription_id, paid = story.first_subscription()
+    assert story.zentitle.now == story.stripe.clock.now  # the world keeps the clocks together
+    assert story.world.deliver(paid).status == 200  # the same story plays in process too
+    assert [e.sku for e in story.entitlements()] == ["PRO-1Y", "CLOUD-ADDON-1Y"]
+    assert story.world.activation_codes(subscription_id)
+    story.close()

@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
 import stripe
 
+from zentitle_stripe import demo, testing
 from zentitle_stripe.events import parse_event, parse_invoice, parse_subscription
+from zentitle_stripe.exceptions import StripeAPIError
 from zentitle_stripe.stripe_api import StripeGateway
-from zentitle_stripe.testing import NEW_API_VERSION, OLD_API_VERSION, StripeEmulator
+from zentitle_stripe.testing import (
+    NEW_API_VERSION,
+    OLD_API_VERSION,
+    FakeClock,
+    FakeService,
+    StripeEmulator,
+    ZentitleEmulator,
+)
 
 KEY = "sk_test_emulator"
 BOTH = pytest.mark.parametrize("api_version", [OLD_API_VERSION, NEW_API_VERSION])
@@ -287,3 +296,67 @@ def test_story_api_rejects_unknown_ids() -> None:
     emulator = StripeEmulator()
     with pytest.raises(KeyError, match="cus_nope"):
         emulator.create_subscription("cus_nope", [])
+
+
+def test_both_emulators_share_one_fake_service_api() -> None:
+    stripe_emulator, zentitle_emulator = StripeEmulator(), ZentitleEmulator()
+    for emulator in (stripe_emulator, zentitle_emulator):
+        assert isinstance(emulator, FakeService)
+        assert isinstance(emulator.clock, FakeClock)
+    stripe_emulator.clock.now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    stripe_emulator.advance(timedelta(seconds=10))
+    assert stripe_emulator.now == _utc(2030, 1, 1) + 10  # the unix-seconds alias
+    stripe_emulator.now = _utc(2031, 1, 1)
+    assert stripe_emulator.clock.now == datetime(2031, 1, 1, tzinfo=timezone.utc)
+
+
+def test_shared_fault_kinds_work_on_stripe(emulator: StripeEmulator, http: httpx.Client) -> None:
+    customer = emulator.create_customer()
+    url = f"/v1/customers/{customer}"
+    emulator.inject_fault("POST", "^/v1/customers/", "503_after")
+    assert http.post(url, data={"name": "Done anyway"}).status_code == 503
+    assert emulator.customer(customer)["name"] == "Done anyway"
+    assert emulator.requests[-1].fault == "503_after"
+    transport = emulator.transport()
+    with StripeGateway(emulator.api_key, http_transport=transport, max_network_retries=0) as gw:
+        emulator.inject_fault("GET", "^/v1/customers/", "connect")
+        with pytest.raises(StripeAPIError) as info:
+            gw.retrieve_customer(customer)
+    assert info.value.transient is True
+    emulator.fail_rate(1.0, kinds=["502"], seed=1)
+    assert http.get(url).status_code == 502
+    emulator.clear_faults()
+    assert http.get(url).status_code == 200
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(testing.__all__) == sorted(
+        [
+            "DEFAULT_RANDOM_FAULTS",
+            "FAULT_KINDS",
+            "NEW_API_VERSION",
+            "OLD_API_VERSION",
+            "Contract",
+            "ContractViolation",
+            "EmulatedWorld",
+            "FakeClock",
+            "FakeService",
+            "FaultKind",
+            "LineSpec",
+            "OutgoingWebhook",
+            "RecordedRequest",
+            "StorageContract",
+            "StripeEmulator",
+            "ZentitleEmulator",
+            "allow_contract_violations",
+            "contract_violations",
+            "invoice_paid_event",
+            "make_event",
+            "one_time_invoice_paid_event",
+            "sign_stripe_payload",
+            "subscription_deleted_event",
+            "take_contract_violations",
+        ]
+    )
+    assert all(hasattr(testing, name) for name in testing.__all__)
+    assert demo.__all__ == ["DemoStory", "StepResult", "run_demo"]

@@ -1,4 +1,4 @@
-"""``zentitle-stripe demo``: the whole story offline, over real HTTP, in a few seconds.
+"""`zentitle-stripe demo`: the whole story offline, over real HTTP, in a few seconds.
 
 The Stripe and Zentitle2 emulators and the real server
 ([`create_app`][zentitle_stripe.server.create_app] under uvicorn) run on loopback; the
@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any, TextIO
 
 import attrs
@@ -23,6 +23,7 @@ import httpx
 
 from .provisioner import Provisioner
 from .services import Services
+from .zentitle.models import Entitlement
 from .zentitle_webhooks import EntitlementGroupCreated
 
 __all__ = ["DemoStory", "StepResult", "run_demo"]
@@ -43,19 +44,21 @@ class StepResult:
 
 
 class DemoStory:
-    """The emulators, their seed data and the steps' shared state.
+    """The demo's story on an [`EmulatedWorld`][zentitle_stripe.testing.EmulatedWorld]:
+    its seed data and the steps' shared state.
 
     Public so tests (the docs examples' among them) can run an app against the same
     served, seeded emulators with [`served`][zentitle_stripe.demo.DemoStory.served] and
-    [`first_subscription`][zentitle_stripe.demo.DemoStory.first_subscription].
+    [`first_subscription`][zentitle_stripe.demo.DemoStory.first_subscription]. `stripe`
+    and `zentitle` are the world's emulators.
     """
 
     def __init__(self) -> None:
-        from .testing import StripeEmulator, ZentitleEmulator
+        from .testing import EmulatedWorld
 
-        self.stripe = StripeEmulator()
-        self.zentitle = ZentitleEmulator()
-        self.sync_clocks()
+        self.world = EmulatedWorld()
+        self.stripe = self.world.stripe_emulator
+        self.zentitle = self.world.zentitle_emulator
         self.emails: list[str] = []
         self.http: httpx.Client
         self.subscription_id = ""
@@ -64,50 +67,34 @@ class DemoStory:
         self.prices: list[str] = []
         self.one_time_price = ""
 
+    def close(self) -> None:
+        """Close the world's in-process clients (the served ones need nothing)."""
+        self.world.close()
+
     def sync_clocks(self) -> None:
         """Zentitle2's clock follows Stripe's (a renewal moves Stripe's a year on)."""
-        self.zentitle.now = datetime.fromtimestamp(self.stripe.now, timezone.utc)
+        self.world.sync_clocks()
 
     def seed(self) -> None:
         """Two Zentitle2 offerings, a Stripe price naming each, one customer."""
         for sku in SKUS:
-            product = self.zentitle.add_product(f"Product {sku}")
-            plan = self.zentitle.add_plan(product, duration=("year", 1))
-            self.zentitle.add_offering(sku=sku, product_id=product, plan_id=plan)
-            stripe_product = self.stripe.create_product(f"Product {sku}")
-            self.prices.append(
-                self.stripe.create_price(stripe_product, metadata={"offering_sku": sku})
-            )
+            self.world.offering(sku)
+            self.prices.append(self.world.price(sku))
         self.one_time_price = self.stripe.create_price(
             self.stripe.create_product("Printed manual"), recurring=False
         )
-        self.customer_id = self.stripe.create_customer(email=EMAIL, name="Ada Lovelace")
+        self.customer_id = self.world.customer(email=EMAIL, name="Ada Lovelace")
 
-    @contextlib.contextmanager
-    def served(self, storage_dir: str) -> Iterator[dict[str, str]]:
+    def served(self, storage_dir: str) -> contextlib.AbstractContextManager[dict[str, str]]:
         """Serve both emulators on loopback; yields the environment a user would set."""
-        with self.zentitle.serve() as zentitle_url, self.stripe.serve() as stripe_url:
-            yield self.environ(zentitle_url, stripe_url, storage_dir)
+        return self.world.served(storage_dir)
 
     def environ(self, zentitle_url: str, stripe_url: str, storage_dir: str) -> dict[str, str]:
         """The settings a user would put in the environment, pointing at the emulators."""
-        z = self.zentitle
-        token_url = f"{zentitle_url}/realms/{z.tenant_id}/protocol/openid-connect/token"
-        return {
-            "STRIPE_API_KEY": self.stripe.api_key,
-            "STRIPE_WEBHOOK_SECRET": self.stripe.webhook_secret,
-            "STRIPE_API_BASE": stripe_url,
-            "ZENTITLE_API_URL": zentitle_url,
-            "ZENTITLE_TOKEN_URL": token_url,
-            "ZENTITLE_TENANT_ID": z.tenant_id,
-            "ZENTITLE_CLIENT_ID": z.client_id,
-            "ZENTITLE_CLIENT_SECRET": z.client_secret,
-            "ZENTITLE_WEBHOOK_PUBLIC_KEY": z.public_key_modulus,
-            "ZENTITLE_STRIPE_STORAGE": f"sqlite:///{storage_dir}/zentitle_stripe.db",
-        }
+        return self.world.environ(zentitle_url, stripe_url, storage_dir)
 
     def post(self, event: Mapping[str, Any]) -> tuple[int, Mapping[str, Any]]:
-        """Sign ``event`` as Stripe does and POST it to the server."""
+        """Sign `event` as Stripe does and POST it to the server."""
         body, header = self.stripe.sign(event)
         response = self.http.post(
             "/stripe/webhook",
@@ -116,20 +103,14 @@ class DemoStory:
         )
         return response.status_code, response.json()
 
-    def entitlements(self) -> list[Any]:
-        return [
-            e
-            for group in self.zentitle.groups(order_ref_id=self.subscription_id)
-            for e in self.zentitle.entitlements(group.id)
-        ]
+    def entitlements(self) -> list[Entitlement]:
+        """The subscription's entitlements in Zentitle2."""
+        return self.world.entitlements(self.subscription_id)
 
     def first_subscription(self) -> tuple[str, dict[str, Any]]:
-        """The customer subscribes to both products; returns the id and ``invoice.paid``."""
+        """The customer subscribes to both products; returns the id and `invoice.paid`."""
         items = [(price, 1) for price in self.prices]
-        self.subscription_id, self.first_paid = self.stripe.create_subscription(
-            self.customer_id, items
-        )
-        self.sync_clocks()
+        self.subscription_id, self.first_paid = self.world.subscribe(self.customer_id, items)
         return self.subscription_id, self.first_paid
 
     # -- the steps ----------------------------------------------------------------------
@@ -138,10 +119,9 @@ class DemoStory:
         self.first_subscription()
         step.status, body = self.post(self.first_paid)
         step.outcome = body["outcome"]
-        groups = self.zentitle.groups(order_ref_id=self.subscription_id)
-        count = sum(len(self.zentitle.entitlements(g.id)) for g in groups)
-        metadata = self.stripe.subscription(self.subscription_id).get("metadata") or {}
-        codes = metadata.get("activation_codes")
+        groups = self.world.groups(self.subscription_id)
+        count = len(self.entitlements())
+        codes = self.world.activation_codes(self.subscription_id)
         step.ok = step.outcome == "provisioned" and len(groups) == 1 and count == 2 and bool(codes)
         step.detail = f"{len(groups)} group, {count} entitlements; codes on subscription: {codes}"
 
@@ -160,19 +140,20 @@ class DemoStory:
     def duplicate(self, step: StepResult) -> None:
         step.status, body = self.post(self.first_paid)
         step.outcome = body["outcome"]
-        groups = self.zentitle.groups(order_ref_id=self.subscription_id)
+        groups = self.world.groups(self.subscription_id)
         step.ok = step.outcome == "duplicate" and len(groups) == 1
         step.detail = f"same event {self.first_paid['id']} again; still {len(groups)} group"
 
     def renew(self, step: StepResult) -> None:
         before = {e.id: e.expiry_date for e in self.entitlements()}
-        renewal = self.stripe.renew_subscription(self.subscription_id)
-        self.sync_clocks()
+        renewal = self.world.renew(self.subscription_id)
         step.status, body = self.post(renewal)
         step.outcome = body["outcome"]
         after = {e.id: e.expiry_date for e in self.entitlements()}
         moved = [
-            after[i] - before[i] for i in before if before[i] is not None and after[i] is not None
+            later - was
+            for i, was in before.items()
+            if was is not None and (later := after.get(i)) is not None
         ]
         one_year = all(timedelta(days=365) <= d <= timedelta(days=366) for d in moved)
         step.ok = step.outcome == "renewed" and len(moved) == 2 and one_year
@@ -189,7 +170,7 @@ class DemoStory:
         step.detail = f"no subscription, no licence ({groups_after} group in Zentitle2)"
 
     def cancel(self, step: StepResult) -> None:
-        step.status, body = self.post(self.stripe.cancel_subscription(self.subscription_id))
+        step.status, body = self.post(self.world.cancel(self.subscription_id))
         step.outcome = body["outcome"]
         entitlements = self.entitlements()
         statuses = [e.status for e in entitlements]
@@ -223,6 +204,7 @@ def run_demo(out: TextIO | None = None) -> int:
         print(line, file=stream, flush=True)
 
     with contextlib.ExitStack() as stack:
+        stack.callback(demo.close)
         storage_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="zentitle-stripe-"))
         environ = stack.enter_context(demo.served(storage_dir))
         services = stack.enter_context(Services.from_env(environ))

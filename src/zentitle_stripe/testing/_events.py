@@ -1,8 +1,9 @@
 """Stripe event factories in both payload generations, and a signer.
 
 Factories return plain dicts shaped like real webhook bodies (see
-``events.py`` for the two generations). Sign them with :func:`sign_stripe_payload`, which
-uses stripe-python's own helper, so a passing test proves interoperability with Stripe.
+`zentitle_stripe.events` for the two generations). Sign them with
+[`sign_stripe_payload`][zentitle_stripe.testing.sign_stripe_payload], which uses
+stripe-python's own helper, so a passing test proves interoperability with Stripe.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _next_id(prefix: str) -> str:
 
 
 def is_old_shape(api_version: str) -> bool:
-    """Whether ``api_version`` renders invoices in the pre-basil shape."""
+    """Whether `api_version` renders invoices in the pre-basil shape."""
     return api_version[:10] < "2025-03-31"
 
 
@@ -51,7 +52,7 @@ class LineSpec:
 
     price_id: str
     sku: str | None = None
-    """Written to the Price's metadata ``offering_sku`` when set."""
+    """Written to the Price's metadata `offering_sku` when set."""
     quantity: int = 1
     product_id: str = "prod_test"
     lookup_key: str | None = None
@@ -89,7 +90,7 @@ def make_event(
     api_version: str = NEW_API_VERSION,
     created: int | None = None,
 ) -> dict[str, Any]:
-    """Wrap ``obj`` in a snapshot event envelope."""
+    """Wrap `obj` in a snapshot event envelope."""
     return {
         "id": event_id or _next_id("evt"),
         "object": "event",
@@ -171,8 +172,8 @@ def invoice_paid_event(
     period_end: int | None = None,
     has_more: bool = False,
 ) -> dict[str, Any]:
-    """An ``invoice.paid`` event for a subscription invoice (or a one-off one with
-    ``subscription_id=None``), rendered in the shape ``api_version`` gives."""
+    """An `invoice.paid` event for a subscription invoice (or a one-off one with
+    `subscription_id=None`), rendered in the shape `api_version` gives."""
     now = created if created is not None else int(time.time())
     start = period_start if period_start is not None else now
     end = period_end if period_end is not None else start + _YEAR
@@ -205,6 +206,16 @@ def invoice_paid_event(
             "url": "/v1/invoices/in/lines",
         },
     }
+    _link_subscription(invoice, subscription_id, api_version)
+    return make_event(
+        "invoice.paid", invoice, event_id=event_id, api_version=api_version, created=now
+    )
+
+
+def _link_subscription(
+    invoice: dict[str, Any], subscription_id: str | None, api_version: str
+) -> None:
+    """Name the invoice's subscription where `api_version` puts it (basil: `parent`)."""
     if is_old_shape(api_version):
         invoice["subscription"] = subscription_id
         invoice["subscription_details"] = {"metadata": {}}
@@ -219,13 +230,10 @@ def invoice_paid_event(
             if subscription_id
             else None
         )
-    return make_event(
-        "invoice.paid", invoice, event_id=event_id, api_version=api_version, created=now
-    )
 
 
 def one_time_invoice_paid_event(lines: Sequence[LineSpec], **kwargs: Any) -> dict[str, Any]:
-    """An ``invoice.paid`` event for a one-off (``manual``) invoice."""
+    """An `invoice.paid` event for a one-off (`manual`) invoice."""
     kwargs.setdefault("billing_reason", "manual")
     return invoice_paid_event(lines, subscription_id=None, **kwargs)
 
@@ -240,7 +248,7 @@ def subscription_deleted_event(
     event_id: str | None = None,
     created: int | None = None,
 ) -> dict[str, Any]:
-    """A ``customer.subscription.deleted`` event; the items embed their full Price."""
+    """A `customer.subscription.deleted` event; the items embed their full Price."""
     now = created if created is not None else int(time.time())
     subscription = {
         "id": subscription_id,
@@ -282,9 +290,9 @@ def sign_stripe_payload(
     *,
     timestamp: int | None = None,
 ) -> tuple[bytes, str]:
-    """Return ``(body, Stripe-Signature header)``; dicts are serialised first.
+    """Return `(body, Stripe-Signature header)`; dicts are serialised first.
 
-    The header comes from ``stripe.WebhookSignature.generate_signature_header``, the
+    The header comes from `stripe.WebhookSignature.generate_signature_header`, the
     helper Stripe ships for exactly this purpose.
     """
     if isinstance(payload, Mapping):

@@ -1,23 +1,27 @@
 """A Stripe emulator, a Zentitle2 emulator and a Provisioner wired together in-process.
 
-Tests (and users' own tests) state a story in a few lines::
+Tests (and users' own tests) state a story in a few lines:
 
-    world = EmulatedWorld()
-    world.offering("PRO-1Y")
-    customer = world.customer()
-    subscription_id, paid = world.subscribe(customer, [(world.price("PRO-1Y"), 1)])
-    assert world.deliver(paid).status == 200
+```python
+world = EmulatedWorld()
+world.offering("PRO-1Y")
+customer = world.customer()
+subscription_id, paid = world.subscribe(customer, [(world.price("PRO-1Y"), 1)])
+assert world.deliver(paid).status == 200
+```
 
-Both clients are the real ones (``ZentitleClient`` over httpx, ``StripeGateway`` over
+Both clients are the real ones (`ZentitleClient` over httpx, `StripeGateway` over
 stripe-python) talking to the emulators through in-process transports, so every request
-is real HTTP as far as the code under test can tell.
+is real HTTP as far as the code under test can tell. The same world, served on loopback
+([`served`][zentitle_stripe.testing.EmulatedWorld.served]), is what `zentitle-stripe demo`
+plays against.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from ..provisioner import Provisioner
@@ -36,10 +40,11 @@ _INTERVALS: dict[str, tuple[str, int]] = {"year": ("year", 1), "month": ("month"
 
 
 class EmulatedWorld:
-    """Both emulators and a :class:`Provisioner` that talks to them.
+    """Both emulators and a [`Provisioner`][zentitle_stripe.Provisioner] that talks to them.
 
-    ``provisioner_options`` go to :class:`Provisioner` (``seat_policy``, ``clock``, ...).
-    The Stripe emulator's clock drives the Zentitle2 emulator's (see :meth:`sync_clocks`).
+    `provisioner_options` go to the `Provisioner` (`seat_policy`, `clock`, ...). The
+    Stripe emulator's clock drives the Zentitle2 emulator's (see
+    [`sync_clocks`][zentitle_stripe.testing.EmulatedWorld.sync_clocks]).
     """
 
     def __init__(
@@ -85,8 +90,8 @@ class EmulatedWorld:
         grace_days: int | None = None,
         license_start_type: str = "entitlementCreation",
     ) -> str:
-        """A Zentitle2 offering ``sku`` on a subscription plan of one ``interval``, with an
-        optional grace period and the plan's licence start (``activation`` waits for one)."""
+        """A Zentitle2 offering `sku` on a subscription plan of one `interval`, with an
+        optional grace period and the plan's licence start (`activation` waits for one)."""
         emulator = self.zentitle_emulator
         product = self._products.get(sku) or emulator.add_product(f"Product {sku}")
         self._products[sku] = product
@@ -107,7 +112,7 @@ class EmulatedWorld:
         lookup_key: str | None = None,
         recurring: bool = True,
     ) -> str:
-        """A Stripe Price whose metadata names ``sku`` (or its Product's, with ``on_product``)."""
+        """A Stripe Price whose metadata names `sku` (or its Product's, with `on_product`)."""
         metadata = {"offering_sku": sku} if sku is not None else {}
         product = self.stripe_emulator.create_product(
             f"Product {sku}", metadata=metadata if on_product else None
@@ -128,13 +133,13 @@ class EmulatedWorld:
     def subscribe(
         self, customer_id: str, items: Sequence[tuple[str, int]]
     ) -> tuple[str, dict[str, Any]]:
-        """Start a subscription; returns its id and the first ``invoice.paid`` event."""
+        """Start a subscription; returns its id and the first `invoice.paid` event."""
         subscription_id, event = self.stripe_emulator.create_subscription(customer_id, items)
         self.sync_clocks()
         return subscription_id, event
 
     def renew(self, subscription_id: str) -> dict[str, Any]:
-        """Bill the next period; returns its ``invoice.paid`` event."""
+        """Bill the next period; returns its `invoice.paid` event."""
         event = self.stripe_emulator.renew_subscription(subscription_id)
         self.sync_clocks()
         return event
@@ -144,19 +149,46 @@ class EmulatedWorld:
 
     def sync_clocks(self) -> None:
         """Set the Zentitle2 emulator's clock to the Stripe emulator's."""
-        self.zentitle_emulator.now = datetime.fromtimestamp(self.stripe_emulator.now, timezone.utc)
+        self.zentitle_emulator.now = self.stripe_emulator.clock.now
+
+    # -- serving ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def served(self, storage_dir: str) -> Iterator[dict[str, str]]:
+        """Serve both emulators on loopback; yields the environment a user would set
+        (see [`environ`][zentitle_stripe.testing.EmulatedWorld.environ]). Needs the
+        `server` extra."""
+        with self.zentitle_emulator.serve() as zentitle_url, self.stripe_emulator.serve() as url:
+            yield self.environ(zentitle_url, url, storage_dir)
+
+    def environ(self, zentitle_url: str, stripe_url: str, storage_dir: str) -> dict[str, str]:
+        """The settings a user would put in the environment, pointing at emulators served
+        at these URLs, with SQLite storage in `storage_dir`."""
+        z, stripe = self.zentitle_emulator, self.stripe_emulator
+        return {
+            "STRIPE_API_KEY": stripe.api_key,
+            "STRIPE_WEBHOOK_SECRET": stripe.webhook_secret,
+            "STRIPE_API_BASE": stripe_url,
+            "ZENTITLE_API_URL": zentitle_url,
+            "ZENTITLE_TOKEN_URL": z.token_url_for(zentitle_url),
+            "ZENTITLE_TENANT_ID": z.tenant_id,
+            "ZENTITLE_CLIENT_ID": z.client_id,
+            "ZENTITLE_CLIENT_SECRET": z.client_secret,
+            "ZENTITLE_WEBHOOK_PUBLIC_KEY": z.public_key_modulus,
+            "ZENTITLE_STRIPE_STORAGE": f"sqlite:///{storage_dir}/zentitle_stripe.db",
+        }
 
     # -- delivery -----------------------------------------------------------------------
 
     def deliver(self, event: dict[str, Any]) -> WebhookResponse:
-        """Sign ``event`` as Stripe would now and hand it to the provisioner."""
+        """Sign `event` as Stripe would now and hand it to the provisioner."""
         body, header = self.stripe_emulator.sign(event, timestamp=int(time.time()))
         return self.provisioner.handle_event(body, header)
 
     # -- inspection -----------------------------------------------------------------------
 
     def groups(self, subscription_id: str) -> list[EntitlementGroup]:
-        """Zentitle2 groups whose ``orderRefId`` is the subscription."""
+        """Zentitle2 groups whose `orderRefId` is the subscription."""
         return self.zentitle_emulator.groups(order_ref_id=subscription_id)
 
     def entitlements(self, subscription_id: str) -> list[Entitlement]:
@@ -170,7 +202,7 @@ class EmulatedWorld:
         return [e for e in self.entitlements(subscription_id) if e.status == "active"]
 
     def activation_codes(self, subscription_id: str) -> str | None:
-        """The subscription's ``activation_codes`` metadata in Stripe."""
+        """The subscription's `activation_codes` metadata in Stripe."""
         metadata = self.stripe_emulator.subscription(subscription_id).get("metadata") or {}
         value = metadata.get("activation_codes")
         return str(value) if value is not None else None
