@@ -28,7 +28,8 @@ DOCS = ROOT / "docs"
 _DOCS_TOOLS = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python")
 
 SPHINX_ROLE = re.compile(r":(?:py:)?(class|meth|func|attr|data|mod|exc|obj|ref):`")
-REST_DIRECTIVE = re.compile(r"(?m)^\s*\.\. [\w-]+::")
+# A directive (`.. code-block::`) or a line ending in a literal-block marker (`Example::`).
+REST_MARKUP = re.compile(r"(?m)^\s*\.\. [\w-]+::|\S::[ \t]*$")
 LIST_IN_PARAGRAPH = re.compile(r"\n\s*(?:\d+\.|[-*+])\s+\S")
 # Pages that must open with a picture (the sources of the others are checked as written).
 PAGES_WITH_DIAGRAMS = {"concepts.md": 2}
@@ -135,7 +136,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {
         **os.environ,
         "NO_MKDOCS_2_WARNING": "1",
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+        ),
     }
     build = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
@@ -192,13 +195,7 @@ def test_no_raw_sphinx_role(pages: dict[str, Page]) -> None:
 
 
 def test_no_rest_markup(pages: dict[str, Page]) -> None:
-    hits = _hits(pages, REST_DIRECTIVE)
-    hits += [
-        f"{page.where(block)}: ...{block.text[-60:]}"
-        for page in pages.values()
-        for block in page.prose()
-        if block.text.endswith("::")
-    ]
+    hits = _hits(pages, REST_MARKUP)
     assert not hits, "reST markup printed as text (use fenced code blocks):\n" + "\n".join(hits)
 
 
