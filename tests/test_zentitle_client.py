@@ -615,3 +615,28 @@ def test_client_over_loopback_with_serve(emulator: ZentitleEmulator) -> None:
         group = client.create_entitlement_group(skus=["pro-monthly"], customer_id=customer.id)
         assert client.get_entitlement_group(group.id).entitlements[0].sku == "pro-monthly"
         assert client.get_account_key()["n"] == emulator.public_key_modulus
+
+
+def test_public_names_of_the_zentitle_package() -> None:
+    from zentitle_stripe import zentitle
+    from zentitle_stripe.zentitle import api, client, models, router, webhooks
+
+    assert api.__all__ == ["DEFAULT_API_VERSION", "ZentitleAPI"]
+    assert client.__all__ == ["DEFAULT_API_VERSION", "ZentitleAPI", "ZentitleClient"]
+    assert client.ZentitleAPI is api.ZentitleAPI
+    assert models.__all__ == [
+        "Contact",
+        "Customer",
+        "Entitlement",
+        "EntitlementGroup",
+        "Interval",
+        "Offering",
+        "Plan",
+        "format_datetime",
+        "parse_datetime",
+    ]
+    modules = (api, client, models, router, webhooks)
+    assert zentitle.__all__ == sorted({name for m in modules for name in m.__all__})
+    for module in modules:
+        for name in module.__all__:
+            assert getattr(zentitle, name) is getattr(module, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -250,3 +251,36 @@ def test_envelope_parser_tolerates_casing_and_junk(
 def test_parser_only_raises_invalid_payload(body: bytes) -> None:
     with contextlib.suppress(InvalidPayloadError):
         parse_zentitle_event(body)
+
+
+WEBHOOK_NAMES = [
+    "EVENT_TYPES",
+    "EntitlementCreated",
+    "EntitlementGroupCreated",
+    "EntitlementRenewed",
+    "EntitlementUpdated",
+    "ZentitleEvent",
+    "ZentitleWebhookKey",
+    "parse_zentitle_event",
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "names"),
+    [
+        ("zentitle_stripe.zentitle.webhooks", "zentitle_stripe.zentitle_webhooks", WEBHOOK_NAMES),
+        (
+            "zentitle_stripe.zentitle.router",
+            "zentitle_stripe.zentitle_router",
+            ["ANY", "Router", "ZentitleHandler"],
+        ),
+    ],
+)
+def test_public_names_and_the_alias_at_the_old_home(
+    module: str, old: str, names: list[str]
+) -> None:
+    new_module, old_module = importlib.import_module(module), importlib.import_module(old)
+    assert new_module.__all__ == names
+    assert old_module.__all__ == names
+    for name in names:
+        assert getattr(old_module, name) is getattr(new_module, name)
