@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -118,10 +118,8 @@ def fallback(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture
-def world(fallback: bool) -> Iterator[EmulatedWorld]:
-    world = EmulatedWorld(lookup_key_fallback=fallback)
-    yield world
-    world.close()
+def world_options(fallback: bool) -> dict[str, Any]:
+    return {"offerings": {}, "lookup_key_fallback": fallback}
 
 
 def test_a_lookup_key_price_is_licensed_by_all_three_or_by_none(

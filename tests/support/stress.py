@@ -1,4 +1,4 @@
-"""The multi-process stress run behind ``tests/test_stress.py``.
+"""The multi-process stress run behind ``tests/flows/test_stress.py``.
 
 Kept out of the test module so ``multiprocessing`` (spawn) children import only this
 file: the story builder, the worker process and the "Stripe side" that delivers every

@@ -11,8 +11,8 @@ at the subscriptions' common start, so every licence, whichever delivery creates
 expires one year after the start, a renewal always extends from the old (future) expiry
 by exactly one year, and the expected final expiry is simply the last paid period end.
 
-PostgreSQL: same server discovery and skip/require rule as ``test_storage_postgres.py``,
-in a fresh schema dropped afterwards.
+PostgreSQL: same server discovery and skip/require rule as ``tests/storage/test_postgres.py``
+(`tests.support.postgres`), in a fresh schema dropped afterwards.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from _postgres import find_server, fresh_schema
-from _stress_support import (
+from tests.support.postgres import find_server, fresh_schema
+from tests.support.stress import (
     DELIVERIES_PER_EVENT,
     START,
     TRANSIENT_FAULTS,
@@ -154,7 +154,7 @@ def test_stress_sqlite_processes(tmp_path: Path) -> None:
     _run("sqlite", str(tmp_path / "stress.db"))
 
 
-# -- PostgreSQL: discovery and isolation as in test_storage_postgres.py --------------------
+# -- PostgreSQL: discovery and isolation as in tests/storage/test_postgres.py ------------
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,44 +14,18 @@ from typing import Any
 import attrs
 import pytest
 
-from zentitle_stripe import OutcomeKind, WebhookResponse
+from tests.support import detail, kind, subscribe_two
+from zentitle_stripe import OutcomeKind
 from zentitle_stripe.storage import EventStatus, MemoryStorage, SQLiteStorage, SubscriptionState
-from zentitle_stripe.testing import NEW_API_VERSION, OLD_API_VERSION, EmulatedWorld
+from zentitle_stripe.testing import EmulatedWorld
+
+pytestmark = pytest.mark.world(offerings={"PRO-1Y": {"seats": 2}, "ADDON-1Y": {}}, generations=True)
 
 
 def plus_year(moment: datetime | None) -> datetime:
     """One calendar year later, as Zentitle2 adds a plan period of one year."""
     assert moment is not None
     return moment.replace(year=moment.year + 1)
-
-
-@pytest.fixture(params=[OLD_API_VERSION, NEW_API_VERSION], ids=["acacia", "endive"])
-def api_version(request: pytest.FixtureRequest) -> str:
-    version: str = request.param
-    return version
-
-
-@pytest.fixture
-def world(api_version: str) -> Iterator[EmulatedWorld]:
-    world = EmulatedWorld(api_version=api_version)
-    world.offering("PRO-1Y", seats=2)
-    world.offering("ADDON-1Y")
-    yield world
-    world.close()
-
-
-def detail(response: WebhookResponse) -> str:
-    value: str = json.loads(response.body)["detail"]
-    return value
-
-
-def kind(response: WebhookResponse) -> OutcomeKind:
-    return response.outcome.kind
-
-
-def subscribe_two(world: EmulatedWorld, **customer: Any) -> tuple[str, dict[str, Any]]:
-    buyer = world.customer(**customer)
-    return world.subscribe(buyer, [(world.price("PRO-1Y"), 1), (world.price("ADDON-1Y"), 1)])
 
 
 # -- first payment ---------------------------------------------------------------------------

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ExampleEnv
+from tests.support import ROOT, ExampleEnv
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from _postgres import create_schema, drop_schema, find_server, with_search_path
+from tests.support.postgres import create_schema, drop_schema, find_server, with_search_path
 from zentitle_stripe.exceptions import ConfigurationError, StorageError
 from zentitle_stripe.storage import ClaimResult, NewEvent, Storage, open_storage
 from zentitle_stripe.testing import StorageContract

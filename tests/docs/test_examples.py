@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from types import ModuleType
@@ -21,9 +21,14 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, ExampleEnv, make_world
+from tests.support import EXAMPLES, ExampleEnv
 from zentitle_stripe import TransientError
 from zentitle_stripe.testing import EmulatedWorld, StorageContract, sign_stripe_payload
+
+pytestmark = pytest.mark.world(
+    webhooks={"https://app.invalid/zentitle/webhook": ["entitlement.group.created"]}
+)
+
 
 # -- loading ---------------------------------------------------------------------------
 
@@ -45,16 +50,6 @@ def load_example(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]
         return module
 
     return load
-
-
-@pytest.fixture
-def world() -> Iterator[EmulatedWorld]:
-    world = make_world()
-    world.zentitle_emulator.add_webhook(
-        "https://app.invalid/zentitle/webhook", ["entitlement.group.created"]
-    )
-    yield world
-    world.close()
 
 
 def _provision(world: EmulatedWorld, email: str | None = "ada@example.com") -> str:

@@ -4,32 +4,25 @@ to cover it, and a renew whose answer was lost is looked at, never blindly repea
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from zentitle_stripe import OutcomeKind, WebhookResponse
+from tests.support import detail
+from zentitle_stripe import OutcomeKind
 from zentitle_stripe.storage import EventStatus
-from zentitle_stripe.testing import NEW_API_VERSION, OLD_API_VERSION, EmulatedWorld
+from zentitle_stripe.testing import EmulatedWorld
 
-
-@pytest.fixture(params=[OLD_API_VERSION, NEW_API_VERSION], ids=["acacia", "endive"])
-def world(request: pytest.FixtureRequest) -> Iterator[EmulatedWorld]:
-    world = EmulatedWorld(api_version=request.param)
-    world.offering("PRO-1Y", seats=2)
-    world.offering("ADDON-1Y")
-    world.offering("GRACE-1Y", grace_days=30)
-    world.offering("LATER-1Y", license_start_type="activation")
-    yield world
-    world.close()
-
-
-def reason(response: WebhookResponse) -> str:
-    value: str = json.loads(response.body)["detail"]
-    return value
+pytestmark = pytest.mark.world(
+    offerings={
+        "PRO-1Y": {"seats": 2},
+        "ADDON-1Y": {},
+        "GRACE-1Y": {"grace_days": 30},
+        "LATER-1Y": {"license_start_type": "activation"},
+    },
+    generations=True,
+)
 
 
 def licensed(world: EmulatedWorld, *skus: str) -> tuple[str, dict[str, Any]]:
@@ -62,7 +55,7 @@ def test_one_entitlement_is_renewed_from_its_own_expiry(world: EmulatedWorld) ->
     subscription_id, _ = licensed(world, "PRO-1Y")
     (before,) = expiries(world, subscription_id).values()
     response = world.deliver(world.renew(subscription_id))
-    assert response.outcome.kind is OutcomeKind.RENEWED, reason(response)
+    assert response.outcome.kind is OutcomeKind.RENEWED, detail(response)
     assert list(expiries(world, subscription_id).values()) == [year_after(before)]
 
 
@@ -96,7 +89,7 @@ def test_renewal_after_the_licence_lapsed_restarts_it_from_now(world: EmulatedWo
     world.zentitle_emulator.now = late
     assert world.entitlements(subscription_id)[0].status == "expired"
     response = world.deliver(renewal)
-    assert response.outcome.kind is OutcomeKind.RENEWED, reason(response)
+    assert response.outcome.kind is OutcomeKind.RENEWED, detail(response)
     assert list(expiries(world, subscription_id).values()) == [year_after(late)]
     assert renews(world) == 1
 
@@ -122,7 +115,7 @@ def test_renew_applied_behind_a_lost_answer_adds_exactly_one_period(
     renewal = world.renew(subscription_id)
     world.zentitle_emulator.inject_fault("PATCH", r"/renew$", fault)
     response = world.deliver(renewal)
-    assert response.outcome.kind is OutcomeKind.RENEWED, reason(response)
+    assert response.outcome.kind is OutcomeKind.RENEWED, detail(response)
     assert world.deliver(renewal).outcome.kind is OutcomeKind.DUPLICATE
     assert expiries(world, subscription_id) == {k: year_after(v) for k, v in before.items()}
     assert renews(world) == 2  # one each, none repeated
@@ -137,7 +130,7 @@ def test_renew_that_did_not_land_is_not_repeated_blindly_and_the_retry_applies_i
     renewal = world.renew(subscription_id)
     world.zentitle_emulator.inject_fault("PATCH", r"/renew$", fault)
     response = world.deliver(renewal)
-    assert response.status == 503, reason(response)
+    assert response.status == 503, detail(response)
     assert renews(world) == 1
     record = world.storage.get_event(renewal["id"])
     assert record is not None
@@ -162,7 +155,7 @@ def test_an_expiry_zentitle2_does_not_show_is_retried_never_called_covered(
     )
     response = world.deliver(renewal)
     assert response.status == 503
-    assert "no expiry" in reason(response)
+    assert "no expiry" in detail(response)
     state = world.storage.get_subscription(subscription_id)
     assert state is not None
     assert renewal["data"]["object"]["id"] not in state.renewed_invoices
@@ -181,7 +174,7 @@ def test_an_entitlement_not_activated_yet_is_reported_and_replayable(
     renewal = world.renew(subscription_id)
     response = world.deliver(renewal)
     assert response.status == 422
-    assert "not activated yet" in reason(response)
+    assert "not activated yet" in detail(response)
     assert renews(world) == 0
     record = world.storage.get_event(renewal["id"])
     assert record is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,7 @@ URL = "https://licences.example.com/stripe/webhook"
 DAY = 86400
 
 
-@pytest.fixture
-def world() -> Iterator[EmulatedWorld]:
-    world = EmulatedWorld()
-    yield world
-    world.close()
+pytestmark = pytest.mark.world(offerings={})
 
 
 def _doctor(world: EmulatedWorld, **overrides: Any) -> ops.DoctorReport:
