@@ -1,10 +1,11 @@
-"""Fixtures shared by the adapter, README and docs-example tests."""
+"""Fixtures for every test: the Zentitle2 contract check, one `world`, the served docs
+examples. Helpers to import live in `tests.support`, not here."""
 
 from __future__ import annotations
 
 import importlib.util
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support import GENERATIONS, ExampleEnv, make_world
 from zentitle_stripe.demo import DemoStory
 from zentitle_stripe.testing import EmulatedWorld, take_contract_violations
 
@@ -38,15 +40,52 @@ def _zentitle_contract_holds() -> Iterator[None]:
         )
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`@pytest.mark.world(generations=True)` runs each test asking for `api_version`
+    (the `world` fixture does) once per Stripe payload generation."""
+    marker = metafunc.definition.get_closest_marker("world")
+    if marker and marker.kwargs.get("generations") and "api_version" in metafunc.fixturenames:
+        metafunc.parametrize("api_version", list(GENERATIONS.values()), ids=list(GENERATIONS))
 
-ExampleEnv = tuple[DemoStory, Callable[[Path], ModuleType]]
+
+@pytest.fixture
+def api_version() -> str | None:
+    """The Stripe payload generation of the `world`; `None` is the emulator's default."""
+    return None
+
+
+@pytest.fixture
+def world_options() -> dict[str, Any]:
+    """Options of the `world` added to its marker's; override it in a module whose
+    options depend on other fixtures."""
+    return {}
+
+
+@pytest.fixture
+def world(
+    request: pytest.FixtureRequest, api_version: str | None, world_options: dict[str, Any]
+) -> Iterator[EmulatedWorld]:
+    """An `EmulatedWorld` from `make_world`, closed afterwards.
+
+    Its options are the keywords of the closest `@pytest.mark.world(...)` (on the test,
+    class or module), then `world_options`; `generations=True` in the marker runs the
+    test in both Stripe payload generations.
+    """
+    marker = request.node.get_closest_marker("world")
+    options = dict(marker.kwargs) if marker else {}
+    options.pop("generations", None)
+    options.update(world_options)
+    if api_version is not None:
+        options["api_version"] = api_version
+    world = make_world(**options)
+    yield world
+    world.close()
 
 
 @pytest.fixture
 def served_example_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ExampleEnv]:
     """Seeded emulators served on loopback and the environment pointing at them, so an
-    example's ``Provisioner.from_env()`` works as it would for a user. Yields the story
+    example's `Provisioner.from_env()` works as it would for a user. Yields the story
     and a loader that imports a file as a fresh module."""
     pytest.importorskip("uvicorn", reason="serving the emulators needs the 'server' extra")
     story = DemoStory()
@@ -71,11 +110,3 @@ def served_example_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
             provisioner = getattr(module, "provisioner", None)
             if provisioner is not None:
                 provisioner.close()  # from_env: its Services close storage and both clients
-
-
-def make_world(**options: Any) -> EmulatedWorld:
-    """Both emulators and a provisioner, with two offerings to buy."""
-    world = EmulatedWorld(**options)
-    world.offering("PRO-1Y")
-    world.offering("ADDON-1Y")
-    return world

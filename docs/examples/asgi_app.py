@@ -1,8 +1,6 @@
-"""The standalone server as an ASGI app, for your own process manager::
-
-    uvicorn asgi_app:app --workers 4 --timeout-graceful-shutdown 30
-
-(``zentitle-stripe serve`` does the same with one worker and structured logs.)
+"""The standalone server as an ASGI app, for your own process manager, e.g.
+`uvicorn asgi_app:app --workers 4 --timeout-graceful-shutdown 30`
+(`zentitle-stripe serve` does the same with one worker and structured logs).
 """
 
 from zentitle_stripe import Provisioner

@@ -23,7 +23,7 @@ from zentitle_stripe.storage import (
 
 
 class DictStorage:
-    """A :class:`zentitle_stripe.storage.Storage` in dicts, guarded by one lock."""
+    """A `zentitle_stripe.storage.Storage` in dicts, guarded by one lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # makes each decision below atomic

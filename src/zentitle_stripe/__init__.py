@@ -1,7 +1,9 @@
 """zentitle-stripe: Stripe subscription payments in, Zentitle2 licences out, exactly once.
 
-The core never imports a web framework; adapters live in ``zentitle_stripe.flask``,
-``zentitle_stripe.fastapi`` and ``zentitle_stripe.django``.
+[`Services`][zentitle_stripe.services.Services] opens a deployment's parts once and
+[`Provisioner`][zentitle_stripe.Provisioner] answers the webhooks. The core
+never imports a web framework; adapters live in `zentitle_stripe.flask`,
+`zentitle_stripe.fastapi`, `zentitle_stripe.django` and `zentitle_stripe.server`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .exceptions import (
 )
 from .provisioner import EventProcessor, Provisioner
 from .responses import Outcome, OutcomeKind, WebhookResponse
+from .services import Services
 
 __all__ = [
     "ConfigurationError",
@@ -26,6 +29,7 @@ __all__ = [
     "Provisioner",
     "ProvisioningConfigError",
     "Secret",
+    "Services",
     "Settings",
     "SignatureVerificationError",
     "TransientError",

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 
 def read_bounded(read: Callable[[int], bytes], limit: int) -> bytes:
-    """The raw body as received, but never more than ``limit + 1`` bytes: enough for the
-    core to answer 413, whatever the sender declared or streams. ``read(n)`` returns at
-    most ``n`` bytes, ``b""`` at the end."""
+    """The raw body as received, but never more than `limit + 1` bytes: enough for the
+    core to answer 413, whatever the sender declared or streams. `read(n)` returns at
+    most `n` bytes, `b""` at the end."""
     chunks: list[bytes] = []
     size = 0
     while size <= limit:

@@ -9,7 +9,7 @@ __all__ = ["Closer"]
 
 
 class Closer:
-    """Closes each distinct part that has a ``close()`` once, in the order given.
+    """Closes each distinct part that has a `close()` once, in the order given.
 
     Idempotent and thread-safe. Every part is closed even when an earlier one fails;
     the failure is raised once all were tried (a shutdown must not leak the rest).

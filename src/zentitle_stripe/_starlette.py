@@ -9,7 +9,7 @@ from .responses import WebhookResponse
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body as received, but never more than ``limit + 1`` bytes: enough for the
+    """The raw body as received, but never more than `limit + 1` bytes: enough for the
     core to answer 413, whatever the sender declared or streams."""
     chunks: list[bytes] = []
     size = 0

@@ -24,7 +24,7 @@ import httpx
 from .provisioner import Provisioner
 from .services import Services
 from .zentitle.models import Entitlement
-from .zentitle_webhooks import EntitlementGroupCreated
+from .zentitle.webhooks import EntitlementGroupCreated
 
 __all__ = ["DemoStory", "StepResult", "run_demo"]
 

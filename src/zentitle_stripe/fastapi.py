@@ -1,10 +1,12 @@
 """FastAPI adapter: an APIRouter that hands the raw body and signature header to the core.
 
 The core is blocking (storage and HTTP calls), so it runs in the threadpool and the event
-loop keeps serving other requests::
+loop keeps serving other requests:
 
-    app = FastAPI()
-    app.include_router(make_router(Provisioner.from_env()))
+```python
+app = FastAPI()
+app.include_router(make_router(Provisioner.from_env()))
+```
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def make_router(
     stripe_path: str = "/stripe/webhook",
     zentitle_path: str = "/zentitle/webhook",
 ) -> APIRouter:
-    """An APIRouter with ``POST stripe_path`` (Stripe) and ``POST zentitle_path`` (Zentitle2)."""
+    """An APIRouter with `POST stripe_path` (Stripe) and `POST zentitle_path` (Zentitle2)."""
     router = APIRouter()
 
     @router.post(stripe_path, include_in_schema=False)

@@ -1,10 +1,13 @@
 """Flask adapter: a Blueprint that hands the raw body and signature header to the core.
 
-It makes no decision of its own: the :class:`~zentitle_stripe.responses.WebhookResponse`
-the core returns is sent back as it is (status, JSON body, ``Retry-After``)::
+It makes no decision of its own: the
+[`WebhookResponse`][zentitle_stripe.responses.WebhookResponse] the core returns is sent
+back as it is (status, JSON body, `Retry-After`):
 
-    app = Flask(__name__)
-    init_app(app, Provisioner.from_env())
+```python
+app = Flask(__name__)
+init_app(app, Provisioner.from_env())
+```
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def make_blueprint(
     zentitle_path: str = "/zentitle/webhook",
     name: str = "zentitle_stripe",
 ) -> Blueprint:
-    """A Blueprint with ``POST stripe_path`` (Stripe) and ``POST zentitle_path`` (Zentitle2)."""
+    """A Blueprint with `POST stripe_path` (Stripe) and `POST zentitle_path` (Zentitle2)."""
     blueprint = Blueprint(name, __name__)
 
     def stripe_webhook() -> Response:
@@ -54,7 +57,8 @@ def make_blueprint(
 
 
 def init_app(app: Flask, provisioner: Provisioner, **kw: Any) -> Blueprint:
-    """Register :func:`make_blueprint` (``kw`` goes to it) on ``app``; returns the Blueprint."""
+    """Register [`make_blueprint`][zentitle_stripe.flask.make_blueprint] (`kw` goes to it)
+    on `app`; returns the Blueprint."""
     blueprint = make_blueprint(provisioner, **kw)
     app.register_blueprint(blueprint)
     return blueprint

@@ -1,7 +1,7 @@
-"""The standalone server: a plain Starlette app run by uvicorn (the ``server`` extra).
+"""The standalone server: a plain Starlette app run by uvicorn (the `server` extra).
 
-``zentitle-stripe serve`` builds it from the environment. Routes: ``POST /stripe/webhook``,
-``POST /zentitle/webhook`` and ``GET /healthz``. The blocking core runs in the threadpool so
+`zentitle-stripe serve` builds it from the environment. Routes: `POST /stripe/webhook`,
+`POST /zentitle/webhook` and `GET /healthz`. The blocking core runs in the threadpool so
 the event loop stays free; uvicorn's graceful shutdown lets in-flight webhooks finish on
 SIGTERM (a webhook cut half way would only be retried, but finishing it is cheaper).
 Starlette and uvicorn are imported only when used, so importing this module costs nothing.
@@ -34,7 +34,7 @@ __all__ = ["JsonLogFormatter", "configure_logging", "create_app", "run", "serve_
 
 LogFormat = Literal["json", "text"]
 
-#: ``extra`` fields the core attaches to its per-event log records, in output order.
+# The `extra` fields the core attaches to its per-event log records, in output order.
 EVENT_FIELDS = ("source", "event_id", "event_type", "outcome", "status", "duration_ms", "detail")
 
 
@@ -56,7 +56,7 @@ def create_app(
     stripe_path: str = "/stripe/webhook",
     zentitle_path: str = "/zentitle/webhook",
 ) -> Starlette:
-    """The ASGI app: both webhooks plus ``GET /healthz`` (storage ping, never a secret).
+    """The ASGI app: both webhooks plus `GET /healthz` (storage ping, never a secret).
 
     Takes a [`Services`][zentitle_stripe.services.Services] or a provisioner; closing
     stays with the caller.
@@ -102,7 +102,7 @@ def create_app(
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the event fields.
 
-    The event fields are the ``extra`` the core attaches (id, type, outcome, status,
+    The event fields are the `extra` the core attaches (id, type, outcome, status,
     duration); only those whitelisted names are copied, so nothing else leaks into logs.
     """
 
@@ -123,7 +123,7 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: LogFormat = "text", level: str = "info") -> None:
-    """Send the ``zentitle_stripe`` and uvicorn logs to stderr, as JSON lines or text."""
+    """Send the `zentitle_stripe` and uvicorn logs to stderr, as JSON lines or text."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonLogFormatter())
@@ -146,7 +146,7 @@ def run(
     graceful_timeout: float = 30.0,
     access_log: bool = True,
 ) -> int:
-    """Serve until SIGTERM/SIGINT; in-flight requests get ``graceful_timeout`` seconds.
+    """Serve until SIGTERM/SIGINT; in-flight requests get `graceful_timeout` seconds.
 
     Owns what it is given: afterwards it closes the
     [`Services`][zentitle_stripe.services.Services] (for a provisioner, through
@@ -183,8 +183,8 @@ def run(
 def serve_in_thread(
     app: Any, *, name: str = "zentitle-stripe-server", timeout: float = 10.0
 ) -> Iterator[str]:
-    """Run ``app`` with uvicorn on a free 127.0.0.1 port in a daemon thread (quiet logs);
-    yields the base URL. For the demo, the emulators' ``serve()`` and tests."""
+    """Run `app` with uvicorn on a free 127.0.0.1 port in a daemon thread (quiet logs);
+    yields the base URL. For the demo, the emulators' `serve()` and tests."""
     _require_server_extra()
     import uvicorn
 

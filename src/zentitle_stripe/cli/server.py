@@ -12,7 +12,7 @@ from ._common import add_command, build_services
 
 
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
-    """Add ``serve`` and ``demo``."""
+    """Add `serve` and `demo`."""
     serve = add_command(
         subcommands,
         "serve",

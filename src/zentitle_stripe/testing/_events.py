@@ -1,7 +1,7 @@
 """Stripe event factories in both payload generations, and a signer.
 
 Factories return plain dicts shaped like real webhook bodies (see
-`zentitle_stripe.events` for the two generations). Sign them with
+`zentitle_stripe.stripe.events` for the two generations). Sign them with
 [`sign_stripe_payload`][zentitle_stripe.testing.sign_stripe_payload], which uses
 stripe-python's own helper, so a passing test proves interoperability with Stripe.
 """

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from ..provisioner import Provisioner
 from ..responses import WebhookResponse
 from ..storage import MemoryStorage, Storage
-from ..stripe_api import StripeGateway
+from ..stripe.gateway import StripeGateway
 from ..zentitle.models import Entitlement, EntitlementGroup
 from ._events import NEW_API_VERSION
 from ._stripe_emulator import StripeEmulator

@@ -1,9 +1,9 @@
 """Typed, immutable views of the Zentitle2 Management API's JSON (API version 2025-10-10).
 
 Parsing is tolerant on purpose: the API omits nulls, older versions lack fields and new
-versions add some, so a missing key, ``null`` and an unusable value all become ``None``
-and unknown keys are ignored. Only ``id`` is required: an object without one cannot be
-acted on, so :meth:`from_json` raises :class:`ValueError` and the client reports an
+versions add some, so a missing key, `null` and an unusable value all become `None`
+and unknown keys are ignored. Only `id` is required: an object without one cannot be
+acted on, so `from_json` raises `ValueError` and the client reports an
 unexpected response body.
 """
 
@@ -33,9 +33,9 @@ _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 
 
 def parse_datetime(value: object) -> datetime | None:
-    """An aware UTC datetime from ISO-8601 text, or ``None`` if absent or unparseable.
+    """An aware UTC datetime from ISO-8601 text, or `None` if absent or unparseable.
 
-    Accepts a ``Z`` suffix and .NET's 7-digit fractions, which Python 3.10 rejects; a
+    Accepts a `Z` suffix and .NET's 7-digit fractions, which Python 3.10 rejects; a
     value without an offset is UTC, as the API documents.
     """
     if not isinstance(value, str) or not value.strip():
@@ -53,7 +53,7 @@ def parse_datetime(value: object) -> datetime | None:
 
 
 def format_datetime(value: datetime) -> str:
-    """ISO-8601 in UTC with a ``Z`` suffix, the form the API returns; naive values are refused."""
+    """ISO-8601 in UTC with a `Z` suffix, the form the API returns; naive values are refused."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"datetime must be timezone-aware, got naive {value.isoformat()}")
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -98,14 +98,14 @@ _INTERVAL_SECONDS = {"week": 604800, "day": 86400, "hour": 3600, "minute": 60, "
 
 @attrs.frozen
 class Interval:
-    """A plan period such as one year: ``type`` is ``year``, ``month``, ``day``, ..."""
+    """A plan period such as one year: `type` is `year`, `month`, `day`, ..."""
 
     type: str
     count: int | None = None
 
     @classmethod
     def from_json(cls, data: object) -> Interval | None:
-        """An interval, or ``None`` when absent or of type ``none`` (no period)."""
+        """An interval, or `None` when absent or of type `none` (no period)."""
         if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
             return None
         if data["type"] == "none":
@@ -113,8 +113,8 @@ class Interval:
         return cls(type=data["type"], count=_int(data, "count"))
 
     def add_to(self, moment: datetime) -> datetime | None:
-        """``moment`` plus this interval (months and years keep the day, clamped to the
-        month's end); ``None`` for a type this library does not know."""
+        """`moment` plus this interval (months and years keep the day, clamped to the
+        month's end); `None` for a type this library does not know."""
         count = 1 if self.count is None else self.count
         if self.type in ("year", "month"):
             months = moment.month - 1 + count * (12 if self.type == "year" else 1)
@@ -148,7 +148,7 @@ class Plan:
 
 @attrs.frozen
 class Offering:
-    """The orderable item; its ``sku`` is what a Stripe price maps to."""
+    """The orderable item; its `sku` is what a Stripe price maps to."""
 
     id: str
     sku: str | None = None
@@ -178,7 +178,7 @@ class Offering:
 
 @attrs.frozen
 class Customer:
-    """A Zentitle2 customer; ``account_ref_id`` is the caller's own key (e.g. ``cus_...``)."""
+    """A Zentitle2 customer; `account_ref_id` is the caller's own key (e.g. `cus_...`)."""
 
     id: str
     name: str | None = None
@@ -218,14 +218,14 @@ class Contact:
 
 @attrs.frozen
 class Entitlement:
-    """One licence; ``status`` is one of the API's strings (``active``, ``disabled``, ...).
+    """One licence; `status` is one of the API's strings (`active`, `disabled`, ...).
 
     Which fields are filled depends on the read (Zentitle2 contract 2025-10-10):
-    a group's ``entitlements`` (``EntitlementGroupEntitlementModel``) carry only id, SKU,
+    a group's `entitlements` (`EntitlementGroupEntitlementModel`) carry only id, SKU,
     offering, product, group and status, never an expiry or seats; only
-    ``GET /api/v1/entitlements/{id}`` (``EntitlementModel``) has status, expiry, grace,
-    seats and the licence period together. So ``expiry_date is None`` means "not read
-    here" as often as "does not expire": check ``license_type`` before trusting it.
+    `GET /api/v1/entitlements/{id}` (`EntitlementModel`) has status, expiry, grace,
+    seats and the licence period together. So `expiry_date is None` means "not read
+    here" as often as "does not expire": check `license_type` before trusting it.
     """
 
     id: str
@@ -243,7 +243,7 @@ class Entitlement:
     grace_period_expiry: datetime | None = None
     created: datetime | None = None
     license_duration: Interval | None = None
-    """One licence period (``licenseDurationType``/``Count``): what a renew adds."""
+    """One licence period (`licenseDurationType`/`Count`): what a renew adds."""
     grace_period: Interval | None = None
 
     @classmethod
@@ -270,10 +270,10 @@ class Entitlement:
         )
 
     def renewed_expiry(self, now: datetime) -> datetime | None:
-        """The expiry one renew gives, by Zentitle2's documented rule, or ``None``.
+        """The expiry one renew gives, by Zentitle2's documented rule, or `None`.
 
         While the expiry is in the future or the grace period runs: old expiry + one
-        period; after that (or with no grace period): ``now`` + one period. ``None`` when
+        period; after that (or with no grace period): `now` + one period. `None` when
         this read carries no expiry or period, so nothing can be predicted.
         """
         if self.expiry_date is None or self.license_duration is None:
@@ -287,7 +287,7 @@ class Entitlement:
 
 @attrs.frozen
 class EntitlementGroup:
-    """One order's entitlements and activation codes; ``order_ref_id`` is not unique."""
+    """One order's entitlements and activation codes; `order_ref_id` is not unique."""
 
     id: str
     customer_id: str | None = None

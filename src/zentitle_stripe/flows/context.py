@@ -1,0 +1,108 @@
+"""What every flow works with: the two APIs, storage and the settings, in one object.
+
+The flows are functions of a [`FlowContext`][zentitle_stripe.flows.context.FlowContext].
+[`Provisioning`][zentitle_stripe.flows.Provisioning] is one, so a client swapped on it
+(a test double, a wrapper) is the one every flow calls. The few reads that more than one
+flow needs live here too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from ..config import SeatPolicy
+from ..exceptions import TransientError
+from ..storage import Storage, SubscriptionState
+from .locks import storage_lock
+
+if TYPE_CHECKING:
+    from ..stripe.api import StripeAPI
+    from ..zentitle import ZentitleAPI
+    from ..zentitle.models import EntitlementGroup
+
+__all__ = ["FlowContext", "logger"]
+
+logger = logging.getLogger("zentitle_stripe.flows")
+"""The one logger of every flow, so log records keep the name they always had."""
+
+
+class FlowContext:
+    """The clients, storage and settings of the provisioning flows.
+
+    `lookup_key_fallback` lets a Price's `lookup_key` stand in for a missing
+    `offering_sku`; `seat_policy` says whether a line quantity of N means N times the
+    offering's seats; `lease_seconds` and `lock_wait` size the locks. `clock` (the locks'
+    leases, the renewal's expiry prediction) and `sleep` can be replaced in tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        zentitle: ZentitleAPI,
+        stripe: StripeAPI,
+        storage: Storage,
+        lookup_key_fallback: bool = False,
+        seat_policy: SeatPolicy = "multiply",
+        lease_seconds: float = 120.0,
+        lock_wait: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.zentitle = zentitle
+        self.stripe = stripe
+        self.storage = storage
+        self.lookup_key_fallback = lookup_key_fallback
+        self.seat_policy = seat_policy
+        self.lease_seconds = lease_seconds
+        self.lock_wait = lock_wait
+        self.clock = clock
+        self.sleep = sleep
+
+    def lock(self, name: str, owner: str) -> AbstractContextManager[None]:
+        """Hold the storage lock `name`; see
+        [`storage_lock`][zentitle_stripe.flows.locks.storage_lock]."""
+        return storage_lock(
+            self.storage,
+            name,
+            owner,
+            lease_seconds=self.lease_seconds,
+            lock_wait=self.lock_wait,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+
+    def subscription_state(self, subscription_id: str) -> SubscriptionState:
+        """What storage knows of a subscription; a fresh state for one never seen."""
+        return self.storage.get_subscription(subscription_id) or SubscriptionState(subscription_id)
+
+    def find_group(self, subscription_id: str, customer_id: str | None) -> EntitlementGroup | None:
+        """The group an earlier, interrupted attempt created, if any (oldest wins)."""
+        groups = self.zentitle.find_entitlement_groups(subscription_id, customer_id=customer_id)
+        if len(groups) > 1:
+            logger.warning(
+                "subscription %s has %d entitlement groups in Zentitle2; using the oldest",
+                subscription_id,
+                len(groups),
+            )
+        epoch = datetime.min.replace(tzinfo=timezone.utc)
+        group = min(groups, key=lambda g: (g.created or epoch, g.id), default=None)
+        if group is not None and not group.activation_codes:
+            # A list entry may omit its codes (the contract allows it): read the group.
+            group = self.zentitle.get_entitlement_group(group.id)
+        return group
+
+    def group_with_entitlements(self, group_id: str) -> EntitlementGroup:
+        """Read a group; no entitlements yet means Zentitle2 is still creating them."""
+        group = self.zentitle.get_entitlement_group(group_id)
+        if not group.entitlements:
+            raise TransientError(
+                f"entitlement group {group_id} lists no entitlements yet (Zentitle2 may still "
+                "be creating them); retry later",
+                retry_after=10,
+            )
+        return group

@@ -1,0 +1,101 @@
+"""Stripe's webhook signature (`Stripe-Signature`), verified without any Stripe object.
+
+The ``Stripe-Signature`` header is ``t=<unix>,v1=<hex>[,v1=<hex>...][,v0=...]``. Each ``v1``
+is the hex HMAC-SHA256 of ``f"{t}.".encode() + raw_body`` keyed with an endpoint secret.
+A request is genuine when any ``v1`` matches any configured secret (secret rotation
+sends one ``v1`` per live secret) and ``t`` is not older than the tolerance. Every other
+scheme (``v0`` in test mode, future ones) is ignored so it cannot downgrade the check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Sequence
+
+from ..exceptions import SignatureVerificationError
+
+__all__ = ["DEFAULT_TOLERANCE", "compute_signature", "verify_stripe_signature"]
+
+DEFAULT_TOLERANCE = 300
+"""Seconds a signature stays valid; Stripe's own default."""
+
+_MAX_HEADER_LENGTH = 8192
+
+
+def compute_signature(timestamp: int | str, payload: bytes, secret: str | bytes) -> str:
+    """The hex ``v1`` signature Stripe sends for ``payload`` at ``timestamp``."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+
+
+def verify_stripe_signature(
+    payload: bytes,
+    header: str | None,
+    secrets: Sequence[str | bytes],
+    *,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Check ``header`` against the exact bytes received and return its timestamp.
+
+    ``tolerance`` of ``None`` or ``0`` disables the age check (like stripe-python);
+    timestamps in the future are accepted, as Stripe does, since clocks drift.
+    Raises [`SignatureVerificationError`][zentitle_stripe.exceptions.SignatureVerificationError]
+    with a reason safe to send back.
+    """
+    if not header:
+        raise SignatureVerificationError(
+            "missing Stripe-Signature header: send the header Stripe set on the request"
+        )
+    if len(header) > _MAX_HEADER_LENGTH:
+        raise SignatureVerificationError("Stripe-Signature header is too long")
+    if not secrets:
+        raise SignatureVerificationError("no webhook signing secret is configured")
+
+    timestamp_text, candidates = _parse_header(header)
+    signed = timestamp_text.encode() + b"." + payload
+    matched = False
+    for secret in secrets:
+        key = secret.encode() if isinstance(secret, str) else secret
+        expected = hmac.new(key, signed, hashlib.sha256).hexdigest().encode()
+        for candidate in candidates:
+            # Keep comparing after a match: the time spent must not depend on the input.
+            matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        raise SignatureVerificationError(
+            "signature does not match: check that STRIPE_WEBHOOK_SECRET is this endpoint's "
+            "signing secret and that the body reaches the library unmodified"
+        )
+
+    timestamp = int(timestamp_text)
+    if tolerance and timestamp < clock() - tolerance:
+        raise SignatureVerificationError(
+            f"signature timestamp is older than the {tolerance:g} s tolerance "
+            "(a replayed request, or this server's clock is wrong)"
+        )
+    return timestamp
+
+
+def _parse_header(header: str) -> tuple[str, list[bytes]]:
+    """The header's first `t` and every `v1`; other schemes are dropped, not trusted."""
+    timestamp_text: str | None = None
+    candidates: list[bytes] = []
+    for item in header.split(","):
+        scheme, sep, value = item.strip().partition("=")
+        if not sep:
+            continue
+        if scheme == "t" and timestamp_text is None:
+            timestamp_text = value
+        elif scheme == "v1":
+            candidates.append(value.encode("ascii", "replace"))
+    if timestamp_text is None or not timestamp_text.isdigit():
+        raise SignatureVerificationError(
+            "malformed Stripe-Signature header: expected 't=<unix time>,v1=<signature>'"
+        )
+    if not candidates:
+        raise SignatureVerificationError(
+            "Stripe-Signature header has no v1 signature (v0 and other schemes are ignored)"
+        )
+    return timestamp_text, candidates

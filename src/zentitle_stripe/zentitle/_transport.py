@@ -1,0 +1,269 @@
+"""How every Zentitle2 call travels: OAuth2 tokens, bounded retries, paging, parsing.
+
+Zentitle2 has no idempotency keys (reference §3), so a request that may change something
+(`idempotent=False`: creates and renew) is repeated only when it certainly did not reach
+the server: the connection was refused, or a 429 turned it away. A 502, 503 or 504 may
+come from a gateway after the backend acted, and a timeout after sending says nothing, so
+those surface as errors with `may_have_landed=True`. Everything else (GETs, PATCHes that
+set values) is retried with exponential backoff and full jitter on network errors, 429,
+502, 503 and 504, honouring `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar, cast, overload
+
+import attrs
+import httpx
+
+from zentitle_stripe.exceptions import ZentitleAPIError
+
+from . import _errors
+
+PAGE_SIZE = 100
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# Only a 429 certainly turned the request away before any work, so only then may a create
+# repeat: a 503 can come from a gateway after the backend acted.
+_UNPROCESSED_STATUSES = frozenset({429})
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 8.0
+_TOKEN_REFRESH_MARGIN = 60.0
+# Never reached the server: always safe to repeat.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# May have been sent: only requests that are safe to repeat are repeated.
+_NO_ANSWER = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+_ModelT = TypeVar("_ModelT")
+_T = TypeVar("_T")
+Parse = Callable[[Mapping[str, Any]], _ModelT]
+
+
+@attrs.define(kw_only=True, eq=False, repr=False)
+class Transport:
+    """One `httpx.Client` with a token cache; thread-safe, shared by one client's calls.
+
+    `sleep` and `clock` are injectable so retry and token-expiry tests run instantly.
+    """
+
+    _http: httpx.Client
+    tenant_id: str
+    client_id: str
+    _client_secret: str
+    token_url: str
+    api_version: str
+    max_retries: int
+    clock: Callable[[], float]
+    _sleep: Callable[[float], None]
+    _random: random.Random = attrs.field(init=False, factory=random.Random)
+    _token_lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+    _token: str | None = attrs.field(init=False, default=None)
+    _token_refresh_at: float = attrs.field(init=False, default=0.0)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- tokens -------------------------------------------------------------------------
+
+    def _access_token(self, *, rejected: str | None = None) -> str:
+        """A valid token; `rejected` is one the API refused, so it must not be reused.
+
+        Under the lock, so N threads needing a token cause one token request; a thread
+        whose token was rejected reuses a newer one another thread already fetched.
+        """
+        with self._token_lock:
+            token = self._token
+            if token is not None and token != rejected and self.clock() < self._token_refresh_at:
+                return token
+            return self._fetch_token()
+
+    def _fetch_token(self) -> str:
+        """A new client-credentials token, cached until shortly before it expires."""
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self._client_secret,
+        }
+        try:
+            response = self._send("POST", self.token_url, idempotent=True, data=form)
+        except ZentitleAPIError as exc:
+            raise _errors.token_unreachable(self.token_url, exc) from None
+        if response.status_code >= 400:
+            raise _errors.token_refused(self.token_url, response)
+        try:
+            body = response.json()
+            token = body["access_token"]
+            lifetime = float(body.get("expires_in") or 300)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            what = "sent an unexpected response body"
+            raise _errors.token_unreadable(self.token_url, response, what) from None
+        if not isinstance(token, str) or not token:
+            raise _errors.token_unreadable(self.token_url, response, "sent no access_token")
+        margin = min(_TOKEN_REFRESH_MARGIN, 0.2 * lifetime)
+        self._token = token
+        self._token_refresh_at = self.clock() + lifetime - margin
+        return token
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> None:
+        if retry_after is not None:
+            delay = retry_after
+        else:
+            delay = self._random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+        self._sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One logical request with bounded retries; returns any response that is final.
+
+        Raises only for network failures that are not retried (or ran out of attempts);
+        HTTP error statuses are returned for the caller to interpret.
+        """
+        label = f"{method} {httpx.URL(url).path}"
+        retryable = _RETRY_STATUSES if idempotent else _UNPROCESSED_STATUSES
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, url, headers=headers, **kwargs)
+            except _NOT_SENT as exc:
+                error: httpx.TransportError = exc
+            except _NO_ANSWER as exc:
+                if not idempotent:
+                    raise ZentitleAPIError(
+                        f"Zentitle2 {label} got no response ({type(exc).__name__}); it may "
+                        "have been processed, so it is not repeated automatically",
+                        transient=True,
+                        may_have_landed=True,
+                    ) from exc
+                error = exc
+            else:
+                if response.status_code not in retryable or attempt >= self.max_retries:
+                    return response
+                self._backoff(attempt, _errors.retry_after(response))
+                attempt += 1
+                continue
+            if attempt >= self.max_retries:
+                raise ZentitleAPIError(
+                    f"Zentitle2 {label} failed after {attempt + 1} attempts: "
+                    f"{type(error).__name__}",
+                    transient=True,
+                ) from error
+            self._backoff(attempt, None)
+            attempt += 1
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+    ) -> httpx.Response:
+        """An authenticated API call; re-authenticates once after a 401; raises on error."""
+        headers = {
+            "N-TenantId": self.tenant_id,
+            "N-Api-Version": self.api_version,
+            "Accept": "application/json",
+        }
+        token = self._access_token()
+        for first_try in (True, False):
+            headers["Authorization"] = f"Bearer {token}"
+            response = self._send(
+                method, path, idempotent=idempotent, headers=headers, params=params, json=json
+            )
+            if response.status_code == 401 and first_try:
+                token = self._access_token(rejected=token)
+                continue
+            break
+        if response.status_code >= 400:
+            raise _errors.api_error(method, path, response)
+        return response
+
+    # -- reading answers ----------------------------------------------------------------
+
+    @staticmethod
+    def json(method: str, path: str, response: httpx.Response) -> Any:
+        """The JSON body of a successful answer."""
+        try:
+            return response.json()
+        except ValueError:
+            # Not JSON at all: a proxy's page or a cut connection, worth a retry. JSON of
+            # the wrong shape (see `parse`) is a contract change, which a retry will not fix.
+            raise _errors.unexpected(method, path, response, "not JSON", transient=True) from None
+
+    def parse(
+        self, method: str, path: str, response: httpx.Response, parse: Parse[_ModelT]
+    ) -> _ModelT:
+        """The model `parse` makes of the body; a body it refuses is an unexpected answer."""
+        body = self.json(method, path, response)
+        try:
+            return parse(body)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise _errors.unexpected(method, path, response, str(exc)) from None
+
+    def get(self, path: str, parse: Parse[_ModelT], **params: str) -> _ModelT:
+        return self.parse("GET", path, self.request("GET", path, params=params), parse)
+
+    def get_all(
+        self, path: str, parse: Parse[_ModelT], params: Mapping[str, str] | None = None
+    ) -> list[_ModelT]:
+        """Every item of a paged list, following `pageNumber` until `elementsTotal`.
+
+        Also stops on a short or empty page, so a missing `elementsTotal` cannot loop.
+        """
+        results: list[_ModelT] = []
+        page = 1
+        while True:
+            query: dict[str, str | int] = {**(params or {}), "pageNumber": page}
+            query["pageSize"] = PAGE_SIZE
+            response = self.request("GET", path, params=query)
+            body = self.json("GET", path, response)
+            items = body.get("items") if isinstance(body, Mapping) else None
+            if not isinstance(items, list):
+                raise _errors.unexpected("GET", path, response, "no 'items' list")
+            try:
+                results.extend(parse(item) for item in items)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise _errors.unexpected("GET", path, response, str(exc)) from None
+            total = body.get("elementsTotal")
+            if len(items) < PAGE_SIZE or (isinstance(total, int) and len(results) >= total):
+                return results
+            page += 1
+
+
+class _Composes(Protocol):
+    _api: Transport
+
+
+class OnTransport(Generic[_T]):
+    """A client attribute that lives on its `Transport` under the same name.
+
+    Reading and setting it on the client reach the transport, so changing, say, the
+    client's `tenant_id` changes the requests it sends, as when the client held it.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, client: None, owner: type) -> OnTransport[_T]: ...
+    @overload
+    def __get__(self, client: _Composes, owner: type) -> _T: ...
+    def __get__(self, client: _Composes | None, owner: type) -> OnTransport[_T] | _T:
+        if client is None:
+            return self
+        return cast(_T, getattr(client._api, self._name))
+
+    def __set__(self, client: _Composes, value: _T) -> None:
+        setattr(client._api, self._name, value)

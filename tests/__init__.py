@@ -1,0 +1,1 @@
+"""The test suite, grouped by behaviour; shared helpers live in `tests.support`."""

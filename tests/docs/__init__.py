@@ -1,0 +1,1 @@
+"""The README, the demo and the documentation's examples keep their promises."""

@@ -1,0 +1,1 @@
+"""Provisioning flows end to end: first payment, renewals, ordering, call budgets, stress."""

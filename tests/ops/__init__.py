@@ -1,0 +1,1 @@
+"""Operations: the CLI, doctor/reconcile logic and the catalogue."""

@@ -1,0 +1,1 @@
+"""Storage backends: the shared contract on memory and SQLite, and PostgreSQL."""

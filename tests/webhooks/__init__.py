@@ -1,0 +1,1 @@
+"""Webhook handling: Stripe signatures, event parsing, the provisioner engine, the failure table."""

@@ -1,0 +1,1 @@
+"""Wiring: configuration, Services and packaging."""

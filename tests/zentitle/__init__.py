@@ -1,0 +1,1 @@
+"""The Zentitle2 side: client, emulator, contract, webhooks and the router."""
