@@ -1,10 +1,9 @@
 """The half every built-in backend shares: the rules as request objects, and the template.
 
-[`StorageBackend`][zentitle_stripe.storage._backend.StorageBackend] turns each public
-call with many arguments into a request object that carries the rule (who may claim an
-event, what a claim or a finish writes, who may take a lock), so a backend keeps only its
-data structure or its SQL. The SQL backends express the same rules in their statements'
-`WHERE` clauses, where they must be atomic.
+`StorageBackend` turns each public call with many arguments into a request object that
+carries the rule (who may claim an event, what a claim or a finish writes, who may take a
+lock), so a backend keeps only its data structure or its SQL. The SQL backends express
+the same rules in their statements' `WHERE` clauses, where they must be atomic.
 """
 
 from __future__ import annotations
@@ -77,6 +76,10 @@ class Finish:
     now: float
     event_id: str
     source: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source, self.event_id)
 
     def applies_to(self, record: EventRecord | None) -> bool:
         """Only the holder of a live claim may finish it (a successor may have taken over)."""

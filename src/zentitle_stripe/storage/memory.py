@@ -36,12 +36,11 @@ class MemoryStorage(StorageBackend):
             return Claim(ClaimResult.CLAIMED, claimed)
 
     def _finish(self, finish: Finish) -> bool:
-        key = (finish.source, finish.event_id)
         with self._lock:
-            record = self._events.get(key)
+            record = self._events.get(finish.key)
             if record is None or not finish.applies_to(record):
                 return False
-            self._events[key] = finish.finished(record)
+            self._events[finish.key] = finish.finished(record)
             return True
 
     def get_event(self, event_id: str, source: str = "stripe") -> EventRecord | None:
