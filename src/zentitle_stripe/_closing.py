@@ -1,11 +1,22 @@
-"""Close a set of parts once each: the one shutdown rule Services and Provisioner share."""
+"""Closing things once: `Closer` for a set of parts, `ClosingContext` for a `with` block.
+
+`Services` and `Provisioner` share the one shutdown rule (`Closer`); anything with a
+`close()` can take the `ClosingContext` mixin instead of writing `__enter__` and
+`__exit__` again.
+"""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import threading
+from types import TracebackType
+from typing import TYPE_CHECKING
 
-__all__ = ["Closer"]
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["Closer", "ClosingContext"]
 
 
 class Closer:
@@ -34,3 +45,22 @@ class Closer:
                 close = getattr(part, "close", None)
                 if callable(close):
                     stack.callback(close)
+
+
+class ClosingContext(abc.ABC):
+    """A `with` block that calls `close()` on the way out, whatever happened inside."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the object holds."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,15 +1,16 @@
 """Settings from the environment, validated up front, with every secret masked.
 
-A setting that is missing or malformed raises :class:`ConfigurationError` naming the
-variable and what it should look like, at start-up rather than on the first webhook.
+A setting that is missing or malformed raises
+[`ConfigurationError`][zentitle_stripe.exceptions.ConfigurationError] naming the variable
+and what it should look like, at start-up rather than on the first webhook.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Literal, TypeVar
 
 import attrs
 
@@ -20,14 +21,16 @@ from .storage import DEFAULT_STORAGE_URL, redact_url
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "SeatPolicy", "Secret", "Settings"]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+_N = TypeVar("_N", int, float)
+
 SeatPolicy = Literal["multiply", "offering"]
-"""``multiply``: quantity N gives N times the offering's seats; ``offering``: as offered."""
+"""`multiply`: quantity N gives N times the offering's seats; `offering`: as offered."""
 
 
 class Secret:
-    """A string that never shows itself in ``repr``, ``str``, logs or tracebacks.
+    """A string that never shows itself in `repr`, `str`, logs or tracebacks.
 
-    Call :meth:`reveal` where the value is really needed.
+    Call [`reveal`][zentitle_stripe.config.Secret.reveal] where the value is really needed.
     """
 
     __slots__ = ("_value",)
@@ -36,6 +39,7 @@ class Secret:
         self._value = value
 
     def reveal(self) -> str:
+        """The secret itself: call it only where the value is sent or compared."""
         return self._value
 
     def __repr__(self) -> str:
@@ -58,7 +62,8 @@ def _url_repr(url: str) -> str:
 
 @attrs.frozen
 class Settings:
-    """Everything :meth:`Provisioner.from_env` needs. ``repr()`` shows no secret."""
+    """Everything [`Provisioner.from_env`][zentitle_stripe.Provisioner.from_env] needs.
+    `repr()` shows no secret."""
 
     stripe_api_key: Secret
     webhook_secrets: tuple[Secret, ...]
@@ -81,13 +86,13 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate the settings (``os.environ`` when ``environ`` is ``None``).
+        """Read and validate the settings (`os.environ` when `environ` is `None`).
 
-        Required: ``STRIPE_API_KEY``, ``STRIPE_WEBHOOK_SECRET`` (comma-separated while
-        rotating), ``ZENTITLE_API_URL``, ``ZENTITLE_TOKEN_URL``, ``ZENTITLE_TENANT_ID``,
-        ``ZENTITLE_CLIENT_ID``, ``ZENTITLE_CLIENT_SECRET``. Optional: ``STRIPE_API_BASE``,
-        ``ZENTITLE_STRIPE_STORAGE``, ``ZENTITLE_WEBHOOK_PUBLIC_KEY``, ``ZENTITLE_API_VERSION``,
-        and the ``ZENTITLE_STRIPE_*`` tuning knobs listed in the docs.
+        Required: `STRIPE_API_KEY`, `STRIPE_WEBHOOK_SECRET` (comma-separated while
+        rotating), `ZENTITLE_API_URL`, `ZENTITLE_TOKEN_URL`, `ZENTITLE_TENANT_ID`,
+        `ZENTITLE_CLIENT_ID`, `ZENTITLE_CLIENT_SECRET`. Optional: `STRIPE_API_BASE`,
+        `ZENTITLE_STRIPE_STORAGE`, `ZENTITLE_WEBHOOK_PUBLIC_KEY`, `ZENTITLE_API_VERSION`,
+        and the `ZENTITLE_STRIPE_*` tuning knobs listed in the docs.
         """
         env = os.environ if environ is None else environ
         read = _Reader(env)
@@ -160,29 +165,31 @@ class _Reader:
         return self.url(name) if self.env.get(name, "").strip() else None
 
     def number(self, name: str, default: float, *, positive: bool = False) -> float:
-        text = self.env.get(name, "").strip()
-        if not text:
+        text, value = self._parsed(name, float, "a number")
+        if value is None:
             return default
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigurationError(f"{name} must be a number, got {text!r}") from None
         if value < 0 or (positive and value == 0):
             rule = "must be positive" if positive else "must not be negative"
             raise ConfigurationError(f"{name} {rule}, got {text!r}")
         return value
 
     def integer(self, name: str, default: int) -> int:
-        text = self.env.get(name, "").strip()
-        if not text:
+        text, value = self._parsed(name, int, "a whole number")
+        if value is None:
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigurationError(f"{name} must be a whole number, got {text!r}") from None
         if value <= 0:
             raise ConfigurationError(f"{name} must be positive, got {text!r}")
         return value
+
+    def _parsed(self, name: str, parse: Callable[[str], _N], what: str) -> tuple[str, _N | None]:
+        """The variable's text and its value (`None` when unset); unparsable text raises."""
+        text = self.env.get(name, "").strip()
+        if not text:
+            return text, None
+        try:
+            return text, parse(text)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be {what}, got {text!r}") from None
 
     def boolean(self, name: str, default: bool) -> bool:
         text = self.env.get(name, "").strip().lower()

@@ -1,35 +1,40 @@
 """Every error zentitle-stripe raises on purpose.
 
-One root, so ``except ZentitleStripeError`` catches all of them:
+One root, so `except ZentitleStripeError` catches all of them:
 
-.. code-block:: text
+```text
+ZentitleStripeError
+├── ConfigurationError          a setting is missing or malformed (names the variable)
+│   └── MissingExtraError       an optional dependency is not installed (names the extra);
+│                               also an ImportError
+├── WebhookRejected             the request itself is unusable; never recorded
+│   ├── SignatureVerificationError   400: bad, missing or expired signature
+│   ├── InvalidPayloadError          400: not JSON, or not an event
+│   └── PayloadTooLargeError         413: body over the configured limit
+├── EventInProgress             409: another worker holds this event (retry later)
+├── EventNotFound               404: replay of an event that was never recorded
+├── ProcessingError             recorded as failed, replayable
+│   ├── ProvisioningConfigError 422: Stripe/Zentitle2 set-up problem (e.g. unknown SKU)
+│   └── TransientError          503: try again later (timeouts, 429, 5xx, busy locks)
+│       └── StorageError        the storage backend failed (wraps the driver's error)
+└── RemoteAPIError              a remote API failed (.transient says if a retry may help)
+    ├── ZentitleAPIError        Zentitle2's Management API
+    └── StripeAPIError          Stripe's API
+```
 
-
-    ZentitleStripeError
-    ├── ConfigurationError          a setting is missing or malformed (names the variable)
-    │   └── MissingExtraError       an optional dependency is not installed (names the extra);
-    │                               also an ImportError
-    ├── WebhookRejected             the request itself is unusable; never recorded
-    │   ├── SignatureVerificationError   400: bad, missing or expired signature
-    │   ├── InvalidPayloadError          400: not JSON, or not an event
-    │   └── PayloadTooLargeError         413: body over the configured limit
-    ├── EventInProgress             409: another worker holds this event (retry later)
-    ├── EventNotFound               404: replay of an event that was never recorded
-    ├── ProcessingError             recorded as failed, replayable
-    │   ├── ProvisioningConfigError 422: Stripe/Zentitle2 set-up problem (e.g. unknown SKU)
-    │   └── TransientError          503: try again later (timeouts, 429, 5xx, busy locks)
-    │       └── StorageError        the storage backend failed (wraps the driver's error)
-    └── RemoteAPIError              a remote API failed (``.transient`` says if a retry may help)
-        ├── ZentitleAPIError        Zentitle2's Management API
-        └── StripeAPIError          Stripe's API
-
-``ZentitleAPIError`` and ``StripeAPIError`` are raised by the API clients; the
+`ZentitleAPIError` and `StripeAPIError` are raised by the API clients; the
 provisioner maps them (transient -> 503, permanent -> 422, or 200 when
-``ZENTITLE_STRIPE_CONFIG_ERROR_STATUS=200``) in one place,
-:func:`zentitle_stripe.responses.status_for`.
+`ZENTITLE_STRIPE_CONFIG_ERROR_STATUS=200`) in one place, the failure table
+[`classify`][zentitle_stripe.responses.classify] (also behind
+[`status_for`][zentitle_stripe.responses.status_for]).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "ConfigurationError",
@@ -94,7 +99,7 @@ class EventInProgress(ZentitleStripeError):
 
 
 class EventNotFound(ZentitleStripeError):
-    """No event with that id is recorded (``replay`` of an unknown id)."""
+    """No event with that id is recorded (`replay` of an unknown id)."""
 
 
 class ProcessingError(ZentitleStripeError):
@@ -114,15 +119,15 @@ class TransientError(ProcessingError):
 
 
 class StorageError(TransientError):
-    """The storage backend failed; the driver's exception is the ``__cause__``."""
+    """The storage backend failed; the driver's exception is the `__cause__`."""
 
 
 class RemoteAPIError(ZentitleStripeError):
     """A remote API (Zentitle2 or Stripe) answered with an error or could not be reached.
 
-    ``status`` is the HTTP status (``None`` when no response arrived), ``transient``
-    says whether retrying later may succeed, ``retry_after`` is the server's hint in
-    seconds when it sent one.
+    `status` is the HTTP status (`None` when no response arrived), `transient` says
+    whether retrying later may succeed, `retry_after` is the server's hint in seconds
+    when it sent one, `error_code` the service's own code for the error.
     """
 
     service = "remote API"
@@ -150,10 +155,19 @@ class RemoteAPIError(ZentitleStripeError):
         )
 
 
-class ZentitleAPIError(RemoteAPIError):
-    """Zentitle2's Management API failed; ``validation_errors`` holds its field messages.
+class _RemoteDetails(TypedDict, total=False):
+    """The keyword arguments of `RemoteAPIError`, for the subclasses that add their own."""
 
-    ``may_have_landed`` is true when the request may have done its work although it
+    status: int | None
+    transient: bool
+    retry_after: float | None
+    error_code: str | None
+
+
+class ZentitleAPIError(RemoteAPIError):
+    """Zentitle2's Management API failed; `validation_errors` holds its field messages.
+
+    `may_have_landed` is true when the request may have done its work although it
     failed (a timeout after sending, a 5xx from a gateway, an unreadable 2xx): a caller
     must look before repeating a create or a renew.
     """
@@ -164,27 +178,18 @@ class ZentitleAPIError(RemoteAPIError):
         self,
         message: str,
         *,
-        status: int | None = None,
-        transient: bool = False,
-        retry_after: float | None = None,
-        error_code: str | None = None,
         details: str | None = None,
         validation_errors: tuple[str, ...] = (),
         may_have_landed: bool = False,
+        **remote: Unpack[_RemoteDetails],
     ) -> None:
-        super().__init__(
-            message,
-            status=status,
-            transient=transient,
-            retry_after=retry_after,
-            error_code=error_code,
-        )
+        super().__init__(message, **remote)
         self.details = details
         self.validation_errors = validation_errors
         self.may_have_landed = may_have_landed
 
 
 class StripeAPIError(RemoteAPIError):
-    """Stripe's API failed (wraps stripe-python's error as ``__cause__``)."""
+    """Stripe's API failed (wraps stripe-python's error as `__cause__`)."""
 
     service = "Stripe"

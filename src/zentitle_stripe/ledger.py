@@ -31,15 +31,15 @@ _HOST = socket.gethostname()
 
 
 def new_owner() -> str:
-    """A unique claim owner: host/pid/random, readable in ``events`` listings."""
+    """A unique claim owner: host/pid/random, readable in `events` listings."""
     return f"{_HOST}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
 
 
 class Ledger:
     """Exactly-once bookkeeping over a [`Storage`][zentitle_stripe.storage.Storage].
 
-    ``config_error_status`` is the status for set-up problems (422, or 200 to stop
-    Stripe's retries); ``lease_seconds`` is how long a claim keeps other workers out
+    `config_error_status` is the status for set-up problems (422, or 200 to stop
+    Stripe's retries); `lease_seconds` is how long a claim keeps other workers out
     before a redelivery may take over a crashed one.
     """
 
@@ -59,10 +59,10 @@ class Ledger:
     def run(
         self, new: NewEvent, work: Work, *, started: float, replay: bool = False
     ) -> WebhookResponse:
-        """Record and claim ``new``, run ``work`` once, finish it and answer.
+        """Record and claim `new`, run `work` once, finish it and answer.
 
-        A done event is a ``duplicate`` (unless ``replay``, which runs it again); one
-        claimed elsewhere is answered 409. An exception from ``work`` marks the event
+        A done event is a `duplicate` (unless `replay`, which runs it again); one
+        claimed elsewhere is answered 409. An exception from `work` marks the event
         failed, so a redelivery or a replay runs it again.
         """
         owner = new_owner()
@@ -86,16 +86,7 @@ class Ledger:
         except Exception as exc:
             return self._failed(new, exc, started, owner=owner)
         try:
-            self.storage.finish_event(
-                new.event_id,
-                new.source,
-                owner=owner,
-                status=EventStatus.DONE,
-                outcome=outcome.kind.value,
-                detail=outcome.reason,
-                error=None,
-                now=self.clock(),
-            )
+            self._finish(new, owner, EventStatus.DONE, outcome.kind, outcome.reason)
         except ZentitleStripeError as exc:
             return self._failed(new, exc, started)
         log_answer(new.source, new.event_id, new.type, outcome, 200, started)
@@ -105,12 +96,33 @@ class Ledger:
         """Answer a delivery that cannot be recorded (unverified, unusable, unconfigured).
 
         Nothing is stored: an unauthenticated body must never reach storage. The status
-        ignores ``config_error_status``: a body that was not recorded cannot be replayed,
+        ignores `config_error_status`: a body that was not recorded cannot be replayed,
         so only the sender's retry can bring it back.
         """
         failure = classify(exc)
         log_answer(source, None, None, failure.outcome, failure.status, started)
         return failure.response()
+
+    def _finish(
+        self,
+        new: NewEvent,
+        owner: str,
+        status: EventStatus,
+        kind: OutcomeKind,
+        detail: str,
+        error: str | None = None,
+    ) -> None:
+        """Write the outcome back and release the claim (a lost claim changes nothing)."""
+        self.storage.finish_event(
+            new.event_id,
+            new.source,
+            owner=owner,
+            status=status,
+            outcome=kind.value,
+            detail=detail,
+            error=error,
+            now=self.clock(),
+        )
 
     def _duplicate(self, new: NewEvent, record: EventRecord, started: float) -> WebhookResponse:
         earlier = f"{record.outcome}: {record.detail}" if record.outcome else "done"
@@ -121,23 +133,17 @@ class Ledger:
     def _failed(
         self, new: NewEvent, exc: Exception, started: float, *, owner: str | None = None
     ) -> WebhookResponse:
-        """Answer a failure; with ``owner`` (the work itself failed) record it on the event."""
+        """Answer a failure; with `owner` (the work itself failed) record it on the event."""
         failure = classify(exc, config_error_status=self.config_error_status, processing=True)
         if failure.log_traceback:
             logger.exception(
                 "unexpected error processing %s event %s", new.source, new.event_id, exc_info=exc
             )
         if owner is not None:
+            error = f"{type(exc).__name__}: {exc}"
             try:
-                self.storage.finish_event(
-                    new.event_id,
-                    new.source,
-                    owner=owner,
-                    status=EventStatus.FAILED,
-                    outcome=OutcomeKind.FAILED.value,
-                    detail=failure.reason,
-                    error=f"{type(exc).__name__}: {exc}",
-                    now=self.clock(),
+                self._finish(
+                    new, owner, EventStatus.FAILED, OutcomeKind.FAILED, failure.reason, error
                 )
             except ZentitleStripeError:
                 # The claim's lease will expire and a redelivery will take it over.
@@ -154,7 +160,7 @@ def log_answer(
     status: int,
     started: float,
 ) -> None:
-    """One log line per answered delivery, with the event fields as ``extra``.
+    """One log line per answered delivery, with the event fields as `extra`.
 
     Errors (5xx other than 503) are logged at ERROR, everything else at INFO; the line
     never holds a secret or a body.

@@ -57,14 +57,14 @@ class EventProcessor(Protocol):
     """Acts on verified, claimed Stripe events (the provisioning flows implement it)."""
 
     event_types: frozenset[str]
-    """The event types it acts on; every other type is acknowledged as ``ignored``."""
+    """The event types it acts on; every other type is acknowledged as `ignored`."""
 
     def process(self, event: StripeEvent, *, owner: str) -> Outcome:
-        """Do the work for ``event`` and say what was done.
+        """Do the work for `event` and say what was done.
 
         Raise [`ProvisioningConfigError`][zentitle_stripe.exceptions.ProvisioningConfigError]
         for set-up problems and [`TransientError`][zentitle_stripe.exceptions.TransientError]
-        (or a transient remote API error) when a retry can succeed. ``owner`` identifies
+        (or a transient remote API error) when a retry can succeed. `owner` identifies
         this attempt, for locks. It must be safe to run again for the same event.
         """
         ...
@@ -148,8 +148,8 @@ class Provisioner:
     response = provisioner.handle_event(raw_body, request.headers.get("Stripe-Signature"))
     ```
 
-    ``storage``, ``stripe``, ``zentitle`` and ``settings`` are read-only, kept for
-    compatibility: code that needs the parts should take a ``Services``.
+    `storage`, `stripe`, `zentitle` and `settings` are read-only, kept for
+    compatibility: code that needs the parts should take a `Services`.
     """
 
     def __init__(
@@ -171,9 +171,9 @@ class Provisioner:
     ) -> None:
         """Wire the engine.
 
-        With ``zentitle`` and ``stripe`` clients and no ``processor``, the standard
+        With `zentitle` and `stripe` clients and no `processor`, the standard
         [`Provisioning`][zentitle_stripe.flows.Provisioning] flows are used; pass
-        ``processor`` to replace them. Without any, every event is recorded and
+        `processor` to replace them. Without any, every event is recorded and
         acknowledged as ignored.
         """
         secrets = [s.reveal() if isinstance(s, Secret) else s for s in webhook_secrets]
@@ -226,7 +226,7 @@ class Provisioner:
     @classmethod
     def from_settings(cls, settings: Settings) -> Provisioner:
         """The provisioner of a new [`Services`][zentitle_stripe.services.Services] built
-        from ``settings``; [`close`][zentitle_stripe.Provisioner.close] closes its parts."""
+        from `settings`; [`close`][zentitle_stripe.Provisioner.close] closes its parts."""
         from .services import Services
 
         return Services.from_settings(settings).provisioner
@@ -238,7 +238,7 @@ class Provisioner:
 
     @property
     def settings(self) -> Settings | None:
-        """The settings it was built from; ``None`` when built by hand."""
+        """The settings it was built from; `None` when built by hand."""
         return None if self._services is None else self._services.settings
 
     @property
@@ -266,7 +266,7 @@ class Provisioner:
         return self._ledger.clock
 
     def close(self) -> None:
-        """Close what it runs on, once: its ``Services`` when it has one, else the storage
+        """Close what it runs on, once: its `Services` when it has one, else the storage
         and clients it was given."""
         if self._services is not None:
             self._services.close()
@@ -274,7 +274,7 @@ class Provisioner:
             self._closer.close()
 
     def handle_event(self, payload: bytes | str, signature: str | None) -> WebhookResponse:
-        """Handle one Stripe webhook delivery: the raw body and its ``Stripe-Signature``.
+        """Handle one Stripe webhook delivery: the raw body and its `Stripe-Signature`.
 
         Not a pure function: after verifying the signature it records and claims the
         event in storage and runs the provisioning flows, which call Stripe and Zentitle2,
@@ -291,7 +291,7 @@ class Provisioner:
 
     def handle_trusted_event(self, payload: bytes | str) -> WebhookResponse:
         """Handle a Stripe event body that needs no signature: one fetched from Stripe's
-        own API over an authenticated call (``reconcile``), never one from a request.
+        own API over an authenticated call (`reconcile`), never one from a request.
         """
         return self._stripe_intake(payload, None, verify=False)
 
@@ -333,21 +333,21 @@ class Provisioner:
         return self._ledger.run(record.as_new_event(), work, started=started, replay=True)
 
     def on_zentitle(self, event_code: str) -> Callable[[Callable[[E], None]], Callable[[E], None]]:
-        """Register a handler for a Zentitle2 webhook event code (``"*"`` for all).
+        """Register a handler for a Zentitle2 webhook event code (`"*"` for all).
 
         ```python
         @provisioner.on_zentitle("entitlement.group.created")
         def send_activation_email(event: EntitlementGroupCreated) -> None: ...
         ```
 
-        Handlers run once per ``eventId`` (duplicates are acknowledged without calling
-        them); an exception marks the event failed so Zentitle2's retry, or ``replay``,
-        runs them again. Same as ``zentitle_router.register``.
+        Handlers run once per `eventId` (duplicates are acknowledged without calling
+        them); an exception marks the event failed so Zentitle2's retry, or `replay`,
+        runs them again. Same as `zentitle_router.register`.
         """
         return self.zentitle_router.register(event_code)
 
     def handle_zentitle_event(self, payload: bytes | str, signature: str | None) -> WebhookResponse:
-        """Handle one Zentitle2 webhook delivery: raw body and its ``N-Signature`` header.
+        """Handle one Zentitle2 webhook delivery: raw body and its `N-Signature` header.
 
         Blocking, like [`handle_event`][zentitle_stripe.Provisioner.handle_event]: the
         handlers run in the calling thread.
@@ -367,11 +367,11 @@ class Provisioner:
         return self._ledger.run(_zentitle_record(event, body), work, started=started)
 
     def activation_details(self, event: EntitlementGroupCreated) -> ActivationDetails:
-        """Recipient, name and activation codes for an ``entitlement.group.created`` event.
+        """Recipient, name and activation codes for an `entitlement.group.created` event.
 
         Meant for a handler registered with
         [`on_zentitle`][zentitle_stripe.Provisioner.on_zentitle] that sends the activation
-        e-mail; needs the ``stripe`` and ``zentitle`` clients.
+        e-mail; needs the `stripe` and `zentitle` clients.
         """
         from .flows import activation_details
 

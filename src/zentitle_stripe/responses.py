@@ -2,7 +2,7 @@
 
 Adapters render [`WebhookResponse`][zentitle_stripe.responses.WebhookResponse] as it is;
 they never choose a status themselves. [`classify`][zentitle_stripe.responses.classify]
-decides, for every error, the status, outcome, reason, ``Retry-After`` and whether a
+decides, for every error, the status, outcome, reason, `Retry-After` and whether a
 traceback is logged, so no two places can disagree about an error.
 """
 
@@ -55,7 +55,7 @@ class OutcomeKind(str, enum.Enum):
     DUPLICATE = "duplicate"
     """Already done, or being done by another worker right now."""
     FAILED = "failed"
-    """Not done; ``reason`` says why and whether a retry can succeed."""
+    """Not done; `reason` says why and whether a retry can succeed."""
 
 
 @attrs.frozen
@@ -72,9 +72,9 @@ class Outcome:
 
 @attrs.frozen
 class WebhookResponse:
-    """A neutral HTTP response: adapters copy ``status``, ``body`` and ``headers`` out.
+    """A neutral HTTP response: adapters copy `status`, `body` and `headers` out.
 
-    ``body`` is JSON ``{"event_id", "type", "outcome", "detail"}``; it never carries a
+    `body` is JSON `{"event_id", "type", "outcome", "detail"}`; it never carries a
     secret or a traceback.
     """
 
@@ -137,17 +137,17 @@ class Failure:
     status: int
     """The HTTP status."""
     kind: OutcomeKind
-    """The outcome it is reported as (``failed``, or ``duplicate`` for an event in progress)."""
+    """The outcome it is reported as (`failed`, or `duplicate` for an event in progress)."""
     reason: str
-    """The ``detail`` sent back and recorded; never a traceback."""
+    """The `detail` sent back and recorded; never a traceback."""
     retry_after: float | None = None
-    """Seconds for the ``Retry-After`` header; set exactly when the failure is transient."""
+    """Seconds for the `Retry-After` header; set exactly when the failure is transient."""
     log_traceback: bool = False
     """Whether the error is a bug whose traceback belongs in the log."""
 
     @property
     def transient(self) -> bool:
-        """Whether a retry later may succeed (the sender is told when, in ``Retry-After``)."""
+        """Whether a retry later may succeed (the sender is told when, in `Retry-After`)."""
         return self.retry_after is not None
 
     @property
@@ -196,7 +196,7 @@ _UNEXPECTED = _Row(_is(BaseException), 500, "generic", log_traceback=True)
 def classify(
     exc: BaseException, *, config_error_status: int = 422, processing: bool = False
 ) -> Failure:
-    """The failure table: status, outcome, reason, ``Retry-After`` and traceback for an error.
+    """The failure table: status, outcome, reason, `Retry-After` and traceback for an error.
 
     Every entry point answers errors through it, so a status, a body and a log line
     always agree.
@@ -212,9 +212,9 @@ def classify(
     | anything else (a bug) | 500 | `failed` | generic | no | yes |
 
     ¹ These errors explain a request refused before it was recorded. Raised while
-    processing a recorded event (``processing=True``) they are not meant for the sender,
+    processing a recorded event (`processing=True`) they are not meant for the sender,
     so the reason is the generic one, as for a bug.
-    ² Or ``config_error_status`` (``ZENTITLE_STRIPE_CONFIG_ERROR_STATUS=200``).
+    ² Or `config_error_status` (`ZENTITLE_STRIPE_CONFIG_ERROR_STATUS=200`).
     """
     row = next((r for r in _TABLE if r.matches(exc)), _UNEXPECTED)
     if row.reason == "message" or (row.reason == "intake" and not processing):

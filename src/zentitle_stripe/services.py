@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ._closing import Closer
+from ._closing import Closer, ClosingContext
 from .config import Settings
 from .provisioner import Provisioner
 from .storage import Storage, open_storage
@@ -27,13 +26,13 @@ if TYPE_CHECKING:
 __all__ = ["Services"]
 
 
-class Services:
+class Services(ClosingContext):
     """Storage, Stripe gateway, Zentitle2 client and the provisioner wired onto them.
 
     Build it with [`from_env`][zentitle_stripe.services.Services.from_env] or
     [`from_settings`][zentitle_stripe.services.Services.from_settings], or from parts of
     your own (tests, custom storage). Close it with
-    [`close`][zentitle_stripe.services.Services.close] or a ``with`` block:
+    [`close`][zentitle_stripe.services.Services.close] or a `with` block:
 
     ```python
     with Services.from_env() as services:
@@ -82,7 +81,7 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        """Open every part named by ``settings``; if one cannot be built, close the others."""
+        """Open every part named by `settings`; if one cannot be built, close the others."""
         from .stripe_api import StripeGateway
         from .zentitle import ZentitleClient
 
@@ -120,17 +119,6 @@ class Services:
         is closed even when one fails; that failure is raised afterwards.
         """
         self._closer.close()
-
-    def __enter__(self) -> Services:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

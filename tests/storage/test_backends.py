@@ -124,3 +124,35 @@ def test_open_storage_rejects_bad_urls(url: str, message: str) -> None:
 def test_redact_hides_the_password_of_a_storage_url() -> None:
     assert redact_url("postgresql://app:hunter2@db:5432/x") == "postgresql://app:***@db:5432/x"
     assert redact_url("postgresql://db/x") == "postgresql://db/x"
+
+
+def test_public_names_of_the_storage_modules_are_pinned() -> None:
+    import zentitle_stripe.storage
+    import zentitle_stripe.storage.memory
+    import zentitle_stripe.storage.sqlite
+
+    assert sorted(zentitle_stripe.storage.__all__) == [
+        "Claim",
+        "ClaimResult",
+        "DEFAULT_STORAGE_URL",
+        "EventRecord",
+        "EventStatus",
+        "MemoryStorage",
+        "NewEvent",
+        "SQLiteStorage",
+        "Storage",
+        "SubscriptionState",
+        "decide_claim",
+        "open_storage",
+        "redact_url",
+    ]
+    assert zentitle_stripe.storage.memory.__all__ == ["MemoryStorage"]
+    assert zentitle_stripe.storage.sqlite.__all__ == ["SCHEMA_VERSION", "SQLiteStorage"]
+    for name in zentitle_stripe.storage.__all__:
+        assert hasattr(zentitle_stripe.storage, name), name
+
+
+def test_every_built_in_backend_is_a_storage(tmp_path: Path) -> None:
+    for backend in (MemoryStorage(), SQLiteStorage(str(tmp_path / "s.db"))):
+        assert isinstance(backend, Storage)
+        backend.close()

@@ -182,3 +182,10 @@ def test_malformed_url_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="not a valid PostgreSQL URL") as info:
         PostgresStorage("postgresql://app:hunter2@db/x?bogus=1")
     assert "hunter2" not in str(info.value)
+
+
+def test_public_names_of_the_postgres_module_are_pinned() -> None:
+    import zentitle_stripe.storage.postgres
+
+    assert zentitle_stripe.storage.postgres.__all__ == ["SCHEMA_VERSION", "PostgresStorage"]
+    assert zentitle_stripe.storage.postgres.SCHEMA_VERSION == 1

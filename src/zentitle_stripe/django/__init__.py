@@ -1,4 +1,4 @@
-"""Django adapter: CSRF-exempt, POST-only views and an include-able ``urls`` module.
+"""Django adapter: CSRF-exempt, POST-only views and an include-able `urls` module.
 
 ```python
 # settings.py
@@ -9,7 +9,7 @@ urlpatterns = [path("billing/", include("zentitle_stripe.django.urls"))]
 ```
 
 The provisioner is built on first use, through
-[`Services`][zentitle_stripe.services.Services], from ``settings.ZENTITLE_STRIPE`` (keys
+[`Services`][zentitle_stripe.services.Services], from `settings.ZENTITLE_STRIPE` (keys
 are the environment variable names) or, without it, from the environment;
 [`set_provisioner`][zentitle_stripe.django.set_provisioner] wires one by hand (tests,
 custom set-ups).
@@ -24,18 +24,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by simulating a missing django
     raise MissingExtraError("zentitle_stripe.django", "django") from exc
 
-from .views import (
-    get_provisioner,
-    make_urlpatterns,
-    set_provisioner,
-    stripe_webhook,
-    zentitle_webhook,
-)
+from . import views
+from .views import *  # noqa: F403  (the public names are the views')
 
-__all__ = [
-    "get_provisioner",
-    "make_urlpatterns",
-    "set_provisioner",
-    "stripe_webhook",
-    "zentitle_webhook",
-]
+__all__ = views.__all__

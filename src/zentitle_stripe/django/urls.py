@@ -1,4 +1,4 @@
-"""``include("zentitle_stripe.django.urls")``: ``stripe/webhook`` and ``zentitle/webhook``."""
+"""`include("zentitle_stripe.django.urls")`: `stripe/webhook` and `zentitle/webhook`."""
 
 from __future__ import annotations
 

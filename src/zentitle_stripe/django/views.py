@@ -33,7 +33,7 @@ _built: Services | None = None  # what get_provisioner() built, so the adapter c
 
 
 def set_provisioner(provisioner: Provisioner | Services | None) -> None:
-    """Use ``provisioner`` (or the provisioner of a ``Services``) from now on; ``None``
+    """Use `provisioner` (or the provisioner of a `Services`) from now on; `None`
     builds it from settings again on next use.
 
     Services the adapter built itself are closed when replaced; what you pass in stays
@@ -48,10 +48,10 @@ def set_provisioner(provisioner: Provisioner | Services | None) -> None:
 
 
 def get_provisioner() -> Provisioner:
-    """The provisioner, built once (thread-safe) from ``settings.ZENTITLE_STRIPE`` or the
-    environment; a missing setting raises ``ConfigurationError`` naming it.
+    """The provisioner, built once (thread-safe) from `settings.ZENTITLE_STRIPE` or the
+    environment; a missing setting raises `ConfigurationError` naming it.
 
-    Its [`Services`][zentitle_stripe.services.Services] are ``get_provisioner().services``.
+    Its [`Services`][zentitle_stripe.services.Services] are `get_provisioner().services`.
     """
     global _provisioner, _built
     with _lock:
@@ -68,7 +68,7 @@ def _render(response: WebhookResponse) -> HttpResponse:
 
 
 def _stripe_webhook(request: HttpRequest) -> HttpResponse:
-    """Stripe's webhook: raw body and ``Stripe-Signature`` go to ``handle_event``."""
+    """Stripe's webhook: raw body and `Stripe-Signature` go to `handle_event`."""
     provisioner = get_provisioner()
     body = read_bounded(request.read, provisioner.max_body_bytes)
     signature = request.headers.get("Stripe-Signature")
@@ -76,7 +76,7 @@ def _stripe_webhook(request: HttpRequest) -> HttpResponse:
 
 
 def _zentitle_webhook(request: HttpRequest) -> HttpResponse:
-    """Zentitle2's webhook: raw body and ``N-Signature`` go to ``handle_zentitle_event``."""
+    """Zentitle2's webhook: raw body and `N-Signature` go to `handle_zentitle_event`."""
     provisioner = get_provisioner()
     body = read_bounded(request.read, provisioner.max_body_bytes)
     signature = request.headers.get("N-Signature")

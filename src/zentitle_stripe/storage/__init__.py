@@ -1,11 +1,12 @@
-"""Pluggable storage: the :class:`Storage` protocol and the built-in backends.
+"""Pluggable storage: the [`Storage`][zentitle_stripe.storage.Storage] protocol and the
+built-in backends.
 
-Pick one with a URL (``ZENTITLE_STRIPE_STORAGE``):
+Pick one with a URL (`ZENTITLE_STRIPE_STORAGE`):
 
-- ``sqlite:///path/to/file.db`` (default ``sqlite:///zentitle_stripe.db``): stdlib, WAL,
+- `sqlite:///path/to/file.db` (default `sqlite:///zentitle_stripe.db`): stdlib, WAL,
   safe across threads and processes on one machine;
-- ``memory://``: one process, nothing persisted (tests, demos);
-- ``postgresql://...``: several machines (extra ``postgres``).
+- `memory://`: one process, nothing persisted (tests, demos);
+- `postgresql://...`: several machines (extra `postgres`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ DEFAULT_STORAGE_URL = "sqlite:///zentitle_stripe.db"
 
 
 def open_storage(url: str, *, setting: str = "ZENTITLE_STRIPE_STORAGE") -> Storage:
-    """Open the backend a storage URL names; a bad URL raises :class:`ConfigurationError`."""
+    """Open the backend a storage URL names; a bad URL raises
+    [`ConfigurationError`][zentitle_stripe.exceptions.ConfigurationError]."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ConfigurationError(

@@ -1,4 +1,9 @@
-"""The storage contract: what a backend must do, and the records it keeps."""
+"""The storage contract: what a backend must do, the records it keeps, and the claim rule.
+
+[`decide_claim`][zentitle_stripe.storage.decide_claim] is public so that a backend of
+your own applies the same rule as the built-in ones; those share the rest of theirs in
+`storage._backend`.
+"""
 
 from __future__ import annotations
 
@@ -28,14 +33,15 @@ class EventStatus(str, enum.Enum):
     DONE = "done"
     """Finished; a redelivery is a duplicate."""
     FAILED = "failed"
-    """Finished with an error; a redelivery or ``replay`` processes it again."""
+    """Finished with an error; a redelivery or `replay` processes it again."""
 
 
 class ClaimResult(str, enum.Enum):
-    """The answer to :meth:`Storage.claim_event`."""
+    """The answer to [`Storage.claim_event`][zentitle_stripe.storage.Storage.claim_event]."""
 
     CLAIMED = "claimed"
-    """The caller now owns the event and must call :meth:`Storage.finish_event`."""
+    """The caller now owns the event and must call
+    [`Storage.finish_event`][zentitle_stripe.storage.Storage.finish_event]."""
     DUPLICATE = "duplicate"
     """The event is already done; do nothing."""
     IN_PROGRESS = "in_progress"
@@ -48,19 +54,12 @@ class NewEvent:
 
     event_id: str
     source: str
-    """``"stripe"`` or ``"zentitle"``: ids are only unique per source."""
+    """`"stripe"` or `"zentitle"`: ids are only unique per source."""
     type: str
     payload: bytes = attrs.field(repr=False)
-    """The raw body, exactly as verified, so ``replay`` can run it again."""
+    """The raw body, exactly as verified, so `replay` can run it again."""
     created: int | None = None
     api_version: str | None = None
-
-
-EVENT_COLUMNS = (
-    "event_id, source, type, status, attempts, payload, created, api_version, outcome, "
-    "detail, last_error, received_at, updated_at, claimed_by, lease_expires"
-)
-"""The column order of :meth:`EventRecord.from_row`, for the SQL backends."""
 
 
 @attrs.frozen
@@ -85,35 +84,26 @@ class EventRecord:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> EventRecord:
-        """Build from a SQL row in :data:`EVENT_COLUMNS` order (the SQL backends share it)."""
-        return cls(
-            event_id=row[0],
-            source=row[1],
-            type=row[2],
-            status=EventStatus(row[3]),
-            attempts=row[4],
-            payload=bytes(row[5]),
-            created=row[6],
-            api_version=row[7],
-            outcome=row[8],
-            detail=row[9],
-            last_error=row[10],
-            received_at=row[11],
-            updated_at=row[12],
-            claimed_by=row[13],
-            lease_expires=row[14],
+        """Build from a SQL row in `EVENT_COLUMNS` order (the SQL backends share it)."""
+        values = dict(zip(EVENT_FIELDS, row, strict=True))
+        values["status"] = EventStatus(values["status"])
+        values["payload"] = bytes(values["payload"])
+        return cls(**values)
+
+    def to_row(self) -> tuple[Any, ...]:
+        """The values in `EVENT_COLUMNS` order (the inverse of `from_row`), for an INSERT."""
+        return tuple(
+            self.status.value if name == "status" else getattr(self, name) for name in EVENT_FIELDS
         )
 
     def as_new_event(self) -> NewEvent:
-        """The event as first received, to claim it again (``replay``)."""
-        return NewEvent(
-            event_id=self.event_id,
-            source=self.source,
-            type=self.type,
-            payload=self.payload,
-            created=self.created,
-            api_version=self.api_version,
-        )
+        """The event as first received, to claim it again (`replay`)."""
+        return NewEvent(**{name: getattr(self, name) for name in attrs.fields_dict(NewEvent)})
+
+
+EVENT_FIELDS = tuple(field.name for field in attrs.fields(EventRecord))
+EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
+"""The columns of `EventRecord.from_row` and `EventRecord.to_row`, in field order."""
 
 
 @attrs.frozen
@@ -164,8 +154,8 @@ class Storage(Protocol):
     Every method is safe to call from several threads at once; backends meant for
     several processes (SQLite, PostgreSQL) must be safe across processes too. Times are
     unix seconds passed in by the caller, so tests control the clock. Backend failures
-    are raised as :class:`~zentitle_stripe.exceptions.StorageError`.
-    Prove a backend with :class:`zentitle_stripe.testing.StorageContract`.
+    are raised as [`StorageError`][zentitle_stripe.exceptions.StorageError].
+    Prove a backend with [`StorageContract`][zentitle_stripe.testing.StorageContract].
     """
 
     def claim_event(
@@ -177,13 +167,13 @@ class Storage(Protocol):
         now: float,
         reclaim_done: bool = False,
     ) -> Claim:
-        """Record ``event`` if it is new, and atomically decide who processes it.
+        """Record `event` if it is new, and atomically decide who processes it.
 
-        - new: store it as ``PROCESSING`` owned by ``owner``, attempts 1 -> ``CLAIMED``;
-        - ``DONE``: ``DUPLICATE`` (unless ``reclaim_done``, used by replay -> ``CLAIMED``);
-        - ``PROCESSING`` with an unexpired lease: ``IN_PROGRESS``;
-        - ``FAILED``, or ``PROCESSING`` whose lease expired (a crashed worker): take it
-          over, attempts + 1 -> ``CLAIMED``.
+        - new: store it as `PROCESSING` owned by `owner`, attempts 1 -> `CLAIMED`;
+        - `DONE`: `DUPLICATE` (unless `reclaim_done`, used by replay -> `CLAIMED`);
+        - `PROCESSING` with an unexpired lease: `IN_PROGRESS`;
+        - `FAILED`, or `PROCESSING` whose lease expired (a crashed worker): take it
+          over, attempts + 1 -> `CLAIMED`.
 
         The stored payload of an existing event is never overwritten.
         """
@@ -201,15 +191,15 @@ class Storage(Protocol):
         error: str | None,
         now: float,
     ) -> bool:
-        """Mark a claimed event ``DONE`` or ``FAILED`` and release the claim.
+        """Mark a claimed event `DONE` or `FAILED` and release the claim.
 
-        Returns ``False`` (changing nothing) when ``owner`` no longer holds the claim,
+        Returns `False` (changing nothing) when `owner` no longer holds the claim,
         because a successor took over an expired lease.
         """
         ...
 
     def get_event(self, event_id: str, source: str = "stripe") -> EventRecord | None:
-        """The record of one event, or ``None``."""
+        """The record of one event, or `None`."""
         ...
 
     def list_events(
@@ -223,15 +213,15 @@ class Storage(Protocol):
         ...
 
     def get_subscription(self, subscription_id: str) -> SubscriptionState | None:
-        """The state of one subscription, or ``None`` if never seen."""
+        """The state of one subscription, or `None` if never seen."""
         ...
 
     def put_subscription(self, state: SubscriptionState) -> None:
-        """Insert or replace the state of ``state.subscription_id``."""
+        """Insert or replace the state of `state.subscription_id`."""
         ...
 
     def get_customer_link(self, stripe_customer_id: str) -> str | None:
-        """The Zentitle2 customer id linked to a Stripe customer, or ``None``."""
+        """The Zentitle2 customer id linked to a Stripe customer, or `None`."""
         ...
 
     def put_customer_link(self, stripe_customer_id: str, zentitle_customer_id: str) -> None:
@@ -239,19 +229,20 @@ class Storage(Protocol):
         ...
 
     def acquire_lock(self, name: str, *, owner: str, lease_seconds: float, now: float) -> bool:
-        """Take the named lock if it is free, expired, or already ``owner``'s.
+        """Take the named lock if it is free, expired, or already `owner`'s.
 
-        Non-blocking: returns ``False`` when someone else holds an unexpired lease.
+        Non-blocking: returns `False` when someone else holds an unexpired lease.
         Used to serialise the remote calls of one subscription.
         """
         ...
 
     def release_lock(self, name: str, *, owner: str) -> None:
-        """Release the named lock if ``owner`` holds it; otherwise do nothing."""
+        """Release the named lock if `owner` holds it; otherwise do nothing."""
         ...
 
     def ping(self) -> None:
-        """Raise :class:`~zentitle_stripe.exceptions.StorageError` if unusable (health checks)."""
+        """Raise [`StorageError`][zentitle_stripe.exceptions.StorageError] if unusable
+        (health checks)."""
         ...
 
     def close(self) -> None:

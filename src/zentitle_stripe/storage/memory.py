@@ -7,131 +7,53 @@ from __future__ import annotations
 
 import threading
 
-import attrs
-
-from ._base import (
-    Claim,
-    ClaimResult,
-    EventRecord,
-    EventStatus,
-    NewEvent,
-    SubscriptionState,
-    decide_claim,
-)
+from ._backend import ClaimRequest, EventQuery, Finish, Lease, StorageBackend
+from ._base import Claim, ClaimResult, EventRecord, SubscriptionState
 
 __all__ = ["MemoryStorage"]
 
 
-class MemoryStorage:
-    """A :class:`~zentitle_stripe.storage.Storage` kept in dicts under one lock."""
+class MemoryStorage(StorageBackend):
+    """A [`Storage`][zentitle_stripe.storage.Storage] kept in dicts under one lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._events: dict[tuple[str, str], EventRecord] = {}
         self._subscriptions: dict[str, SubscriptionState] = {}
         self._customers: dict[str, str] = {}
-        self._locks: dict[str, tuple[str, float]] = {}
+        self._locks: dict[str, Lease] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStorage(events={len(self._events)})"
 
-    def claim_event(
-        self,
-        event: NewEvent,
-        *,
-        owner: str,
-        lease_seconds: float,
-        now: float,
-        reclaim_done: bool = False,
-    ) -> Claim:
-        key = (event.source, event.event_id)
+    def _claim(self, request: ClaimRequest) -> Claim:
         with self._lock:
-            record = self._events.get(key)
-            result = decide_claim(record, now=now, reclaim_done=reclaim_done)
-            if result is not ClaimResult.CLAIMED:
-                assert record is not None
-                return Claim(result, record)
-            if record is None:
-                record = EventRecord(
-                    event_id=event.event_id,
-                    source=event.source,
-                    type=event.type,
-                    status=EventStatus.PROCESSING,
-                    attempts=1,
-                    payload=event.payload,
-                    created=event.created,
-                    api_version=event.api_version,
-                    received_at=now,
-                    updated_at=now,
-                    claimed_by=owner,
-                    lease_expires=now + lease_seconds,
-                )
-            else:
-                record = attrs.evolve(
-                    record,
-                    status=EventStatus.PROCESSING,
-                    attempts=record.attempts + 1,
-                    updated_at=now,
-                    claimed_by=owner,
-                    lease_expires=now + lease_seconds,
-                )
-            self._events[key] = record
-            return Claim(ClaimResult.CLAIMED, record)
+            record = self._events.get(request.key)
+            refusal = request.refusal(record)
+            if refusal is not None:
+                return refusal
+            claimed = self._events[request.key] = request.claimed(record)
+            return Claim(ClaimResult.CLAIMED, claimed)
 
-    def finish_event(
-        self,
-        event_id: str,
-        source: str,
-        *,
-        owner: str,
-        status: EventStatus,
-        outcome: str,
-        detail: str,
-        error: str | None,
-        now: float,
-    ) -> bool:
-        key = (source, event_id)
+    def _finish(self, finish: Finish) -> bool:
         with self._lock:
-            record = self._events.get(key)
-            if (
-                record is None
-                or record.status is not EventStatus.PROCESSING
-                or record.claimed_by != owner
-            ):
+            record = self._events.get(finish.key)
+            if record is None or not finish.applies_to(record):
                 return False
-            self._events[key] = attrs.evolve(
-                record,
-                status=status,
-                outcome=outcome,
-                detail=detail,
-                last_error=error,
-                updated_at=now,
-                claimed_by=None,
-                lease_expires=None,
-            )
+            self._events[finish.key] = finish.finished(record)
             return True
 
     def get_event(self, event_id: str, source: str = "stripe") -> EventRecord | None:
         with self._lock:
             return self._events.get((source, event_id))
 
-    def list_events(
-        self,
-        *,
-        status: EventStatus | None = None,
-        source: str | None = None,
-        limit: int = 100,
-    ) -> list[EventRecord]:
+    def _list(self, query: EventQuery) -> list[EventRecord]:
         with self._lock:
-            records = [
-                r
-                for r in self._events.values()
-                if (status is None or r.status is status) and (source is None or r.source == source)
-            ]
+            records = [r for r in self._events.values() if query.matches(r)]
         # Insertion order breaks ties between events received in the same instant.
         records.reverse()
         records.sort(key=lambda r: r.received_at, reverse=True)
-        return records[:limit]
+        return records[: query.limit]
 
     def get_subscription(self, subscription_id: str) -> SubscriptionState | None:
         with self._lock:
@@ -152,15 +74,15 @@ class MemoryStorage:
     def acquire_lock(self, name: str, *, owner: str, lease_seconds: float, now: float) -> bool:
         with self._lock:
             holder = self._locks.get(name)
-            if holder is not None and holder[0] != owner and holder[1] > now:
+            if holder is not None and holder.keeps_out(owner, now):
                 return False
-            self._locks[name] = (owner, now + lease_seconds)
+            self._locks[name] = Lease(owner, now + lease_seconds)
             return True
 
     def release_lock(self, name: str, *, owner: str) -> None:
         with self._lock:
             holder = self._locks.get(name)
-            if holder is not None and holder[0] == owner:
+            if holder is not None and holder.owner == owner:
                 del self._locks[name]
 
     def ping(self) -> None:

@@ -1,28 +1,30 @@
-"""SQLite storage (stdlib ``sqlite3``): the embedded default.
+"""SQLite storage (stdlib `sqlite3`): the embedded default.
 
-WAL mode lets readers run beside one writer; every decision that must be atomic
-(claims, locks) runs inside ``BEGIN IMMEDIATE``, which takes SQLite's write lock first,
-so it holds across threads *and* processes on one machine. Each thread gets its own
-connection.
+WAL mode lets readers run beside one writer; every write (claims, finishes, locks, state)
+runs inside `BEGIN IMMEDIATE`, which takes SQLite's write lock first, so each decision
+holds across threads *and* processes on one machine. Each thread gets its own connection.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from ..exceptions import StorageError
-from ._base import (
-    EVENT_COLUMNS,
-    Claim,
-    ClaimResult,
-    EventRecord,
-    EventStatus,
-    NewEvent,
-    SubscriptionState,
-    decide_claim,
+from ._backend import ClaimRequest
+from ._base import Claim, ClaimResult
+from ._sql import (
+    INSERT_EVENT,
+    SELECT_EVENT,
+    TAKE_OVER_EVENT,
+    Row,
+    SQLStorage,
+    record_in,
+    take_over_params,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
@@ -67,8 +69,17 @@ CREATE TABLE IF NOT EXISTS zs_locks (
 """
 
 
-class SQLiteStorage:
-    """A :class:`~zentitle_stripe.storage.Storage` in one SQLite file."""
+@functools.lru_cache(maxsize=32)
+def _qmark(statement: str) -> str:
+    """The shared statements' `%s` placeholders as sqlite3's `?`."""
+    return statement.replace("%s", "?")
+
+
+class SQLiteStorage(SQLStorage):
+    """A [`Storage`][zentitle_stripe.storage.Storage] in one SQLite file."""
+
+    _insertion_order = "rowid"
+    _ping = "SELECT 1 FROM zs_meta LIMIT 1"
 
     def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
         self.path = path
@@ -113,7 +124,7 @@ class SQLiteStorage:
 
     @contextmanager
     def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
-        """Run the block in ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error)."""
+        """Run the block in `BEGIN IMMEDIATE` ... `COMMIT` (rollback on error)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -122,203 +133,40 @@ class SQLiteStorage:
             raise
         conn.execute("COMMIT")
 
-    def _select_event(
-        self, conn: sqlite3.Connection, source: str, event_id: str
-    ) -> EventRecord | None:
-        row = conn.execute(
-            f"SELECT {EVENT_COLUMNS} FROM zs_events WHERE source = ? AND event_id = ?",  # noqa: S608
-            (source, event_id),
-        ).fetchone()
-        return EventRecord.from_row(row) if row else None
+    def _fetch(self, doing: str, statement: str, params: Sequence[Any]) -> Sequence[Row]:
+        with self._errors(doing):
+            return self._conn().execute(_qmark(statement), params).fetchall()
+
+    def _change(self, doing: str, statement: str, params: Sequence[Any]) -> int:
+        with self._errors(doing):
+            conn = self._conn()
+            with self._write(conn):
+                return conn.execute(_qmark(statement), params).rowcount
 
     # -- events ------------------------------------------------------------------------
 
-    def claim_event(
-        self,
-        event: NewEvent,
-        *,
-        owner: str,
-        lease_seconds: float,
-        now: float,
-        reclaim_done: bool = False,
-    ) -> Claim:
+    def _claim(self, request: ClaimRequest) -> Claim:
         with self._errors("claim an event"):
             conn = self._conn()
+            select = _qmark(SELECT_EVENT)
             # Fast path without the write lock: duplicates and in-flight events are the
             # common redelivery case and need no write.
-            record = self._select_event(conn, event.source, event.event_id)
-            result = decide_claim(record, now=now, reclaim_done=reclaim_done)
-            if result is not ClaimResult.CLAIMED:
-                assert record is not None
-                return Claim(result, record)
+            refusal = request.refusal(record_in(conn.execute(select, request.key).fetchall()))
+            if refusal is not None:
+                return refusal
             with self._write(conn):
-                record = self._select_event(conn, event.source, event.event_id)
-                result = decide_claim(record, now=now, reclaim_done=reclaim_done)
-                if result is not ClaimResult.CLAIMED:
-                    assert record is not None
-                    return Claim(result, record)
+                record = record_in(conn.execute(select, request.key).fetchall())
+                refusal = request.refusal(record)
+                if refusal is not None:
+                    return refusal
+                claimed = request.claimed(record)
                 if record is None:
-                    conn.execute(
-                        "INSERT INTO zs_events (source, event_id, type, status, attempts, "
-                        "payload, created, api_version, received_at, updated_at, claimed_by, "
-                        "lease_expires) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            event.source,
-                            event.event_id,
-                            event.type,
-                            EventStatus.PROCESSING.value,
-                            event.payload,
-                            event.created,
-                            event.api_version,
-                            now,
-                            now,
-                            owner,
-                            now + lease_seconds,
-                        ),
-                    )
+                    conn.execute(_qmark(INSERT_EVENT), claimed.to_row())
                 else:
-                    conn.execute(
-                        "UPDATE zs_events SET status = ?, attempts = attempts + 1, "
-                        "updated_at = ?, claimed_by = ?, lease_expires = ? "
-                        "WHERE source = ? AND event_id = ?",
-                        (
-                            EventStatus.PROCESSING.value,
-                            now,
-                            owner,
-                            now + lease_seconds,
-                            event.source,
-                            event.event_id,
-                        ),
-                    )
-                claimed = self._select_event(conn, event.source, event.event_id)
-            assert claimed is not None
+                    conn.execute(_qmark(TAKE_OVER_EVENT), take_over_params(claimed))
             return Claim(ClaimResult.CLAIMED, claimed)
 
-    def finish_event(
-        self,
-        event_id: str,
-        source: str,
-        *,
-        owner: str,
-        status: EventStatus,
-        outcome: str,
-        detail: str,
-        error: str | None,
-        now: float,
-    ) -> bool:
-        with self._errors("finish an event"):
-            conn = self._conn()
-            with self._write(conn):
-                cursor = conn.execute(
-                    "UPDATE zs_events SET status = ?, outcome = ?, detail = ?, last_error = ?, "
-                    "updated_at = ?, claimed_by = NULL, lease_expires = NULL "
-                    "WHERE source = ? AND event_id = ? AND status = ? AND claimed_by = ?",
-                    (
-                        status.value,
-                        outcome,
-                        detail,
-                        error,
-                        now,
-                        source,
-                        event_id,
-                        EventStatus.PROCESSING.value,
-                        owner,
-                    ),
-                )
-            return cursor.rowcount == 1
-
-    def get_event(self, event_id: str, source: str = "stripe") -> EventRecord | None:
-        with self._errors("read an event"):
-            return self._select_event(self._conn(), source, event_id)
-
-    def list_events(
-        self,
-        *,
-        status: EventStatus | None = None,
-        source: str | None = None,
-        limit: int = 100,
-    ) -> list[EventRecord]:
-        clauses, params = [], []
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status.value)
-        if source is not None:
-            clauses.append("source = ?")
-            params.append(source)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._errors("list events"):
-            rows = self._conn().execute(
-                f"SELECT {EVENT_COLUMNS} FROM zs_events {where} "  # noqa: S608
-                "ORDER BY received_at DESC, rowid DESC LIMIT ?",
-                (*params, limit),
-            )
-            return [EventRecord.from_row(row) for row in rows]
-
-    # -- subscriptions and customers -------------------------------------------------------
-
-    def get_subscription(self, subscription_id: str) -> SubscriptionState | None:
-        with self._errors("read a subscription"):
-            row = (
-                self._conn()
-                .execute(
-                    "SELECT state FROM zs_subscriptions WHERE subscription_id = ?",
-                    (subscription_id,),
-                )
-                .fetchone()
-            )
-        return SubscriptionState.from_json(row[0]) if row else None
-
-    def put_subscription(self, state: SubscriptionState) -> None:
-        with self._errors("store a subscription"):
-            self._conn().execute(
-                "INSERT OR REPLACE INTO zs_subscriptions (subscription_id, state) VALUES (?, ?)",
-                (state.subscription_id, state.to_json()),
-            )
-
-    def get_customer_link(self, stripe_customer_id: str) -> str | None:
-        with self._errors("read a customer link"):
-            row = (
-                self._conn()
-                .execute(
-                    "SELECT zentitle_customer_id FROM zs_customers WHERE stripe_customer_id = ?",
-                    (stripe_customer_id,),
-                )
-                .fetchone()
-            )
-        return str(row[0]) if row else None
-
-    def put_customer_link(self, stripe_customer_id: str, zentitle_customer_id: str) -> None:
-        with self._errors("store a customer link"):
-            self._conn().execute(
-                "INSERT OR REPLACE INTO zs_customers (stripe_customer_id, zentitle_customer_id) "
-                "VALUES (?, ?)",
-                (stripe_customer_id, zentitle_customer_id),
-            )
-
-    # -- locks -----------------------------------------------------------------------------
-
-    def acquire_lock(self, name: str, *, owner: str, lease_seconds: float, now: float) -> bool:
-        with self._errors("take a lock"):
-            conn = self._conn()
-            with self._write(conn):
-                cursor = conn.execute(
-                    "INSERT INTO zs_locks (name, owner, expires) VALUES (?, ?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
-                    "expires = excluded.expires WHERE zs_locks.owner = excluded.owner "
-                    "OR zs_locks.expires <= ?",
-                    (name, owner, now + lease_seconds, now),
-                )
-            return cursor.rowcount == 1
-
-    def release_lock(self, name: str, *, owner: str) -> None:
-        with self._errors("release a lock"):
-            self._conn().execute("DELETE FROM zs_locks WHERE name = ? AND owner = ?", (name, owner))
-
     # -- lifecycle -------------------------------------------------------------------------
-
-    def ping(self) -> None:
-        with self._errors("answer a health check"):
-            self._conn().execute("SELECT 1 FROM zs_meta LIMIT 1").fetchall()
 
     def close(self) -> None:
         with self._connections_lock:

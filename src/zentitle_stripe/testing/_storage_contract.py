@@ -1,14 +1,16 @@
-"""The test suite every :class:`~zentitle_stripe.storage.Storage` backend must pass.
+"""The test suite every [`Storage`][zentitle_stripe.storage.Storage] backend must pass.
 
-Subclass it in a pytest module and say how to make a fresh, empty backend::
+Subclass it in a pytest module and say how to make a fresh, empty backend:
 
-    class TestMyStorage(StorageContract):
-        def make_storage(self) -> Storage:
-            return MyStorage(...)
+```python
+class TestMyStorage(StorageContract):
+    def make_storage(self) -> Storage:
+        return MyStorage(...)
+```
 
-It needs no pytest import (pytest finds ``test_*`` methods and calls
-``setup_method``/``teardown_method``), so importing :mod:`zentitle_stripe.testing`
-never requires pytest.
+It needs no pytest import (pytest finds `test_*` methods and calls
+`setup_method`/`teardown_method`), so importing `zentitle_stripe.testing` never
+requires pytest.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def _event(
 
 
 class StorageContract:
-    """Behaviour the provisioner relies on; override :meth:`make_storage`."""
+    """Behaviour the provisioner relies on; override
+    [`make_storage`][zentitle_stripe.testing.StorageContract.make_storage]."""
 
     storage: Storage
 
