@@ -125,9 +125,17 @@ class Page(HTMLParser):
         return f"{self.name} ({'code listing in ' if block.code else ''}{place})"
 
 
+def _importable(name: str) -> bool:
+    """Whether `name` can be imported; a dotted name whose parent is missing is not."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    missing = [name for name in _DOCS_TOOLS if importlib.util.find_spec(name) is None]
+    missing = [name for name in _DOCS_TOOLS if not _importable(name)]
     if missing:
         pytest.skip(
             f"the docs tools are not installed ({', '.join(missing)}): pip install '.[docs]'"
