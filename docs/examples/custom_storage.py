@@ -18,6 +18,7 @@ from zentitle_stripe.storage import (
     EventStatus,
     NewEvent,
     SubscriptionState,
+    check_state_write,
     decide_claim,
 )
 
@@ -112,6 +113,21 @@ class DictStorage:
             )
             return True
 
+    def extend_claim(
+        self, event_id: str, source: str, *, owner: str, lease_seconds: float, now: float
+    ) -> bool:
+        key = (source, event_id)
+        with self._lock:
+            record = self._events.get(key)
+            if (
+                record is None
+                or record.status is not EventStatus.PROCESSING
+                or record.claimed_by != owner  # a successor took over: stop writing
+            ):
+                return False
+            self._events[key] = attrs.evolve(record, lease_expires=now + lease_seconds)
+            return True
+
     # --8<-- [end:claim]
 
     # --8<-- [start:read]
@@ -146,7 +162,12 @@ class DictStorage:
 
     def put_subscription(self, state: SubscriptionState) -> None:
         with self._lock:
-            self._subscriptions[state.subscription_id] = state.to_json()
+            text = self._subscriptions.get(state.subscription_id)
+            stored = SubscriptionState.from_json(text) if text is not None else None
+            # Compare-and-set: raises StateConflict for a stale write or one that would
+            # clear a cancellation; returns the state to store, one version on.
+            new = check_state_write(stored, state)
+            self._subscriptions[state.subscription_id] = new.to_json()
 
     def get_customer_link(self, stripe_customer_id: str) -> str | None:
         with self._lock:
@@ -172,6 +193,14 @@ class DictStorage:
             holder = self._locks.get(name)
             if holder is not None and holder[0] == owner:
                 del self._locks[name]
+
+    def extend_lock(self, name: str, *, owner: str, lease_seconds: float, now: float) -> bool:
+        with self._lock:
+            holder = self._locks.get(name)
+            if holder is None or holder[0] != owner:
+                return False  # taken over or released: the caller stops writing
+            self._locks[name] = (owner, now + lease_seconds)
+            return True
 
     def ping(self) -> None:
         """Raise ``StorageError`` here when the backend is unreachable."""

@@ -16,7 +16,9 @@ ZentitleStripeError
 ├── ProcessingError             recorded as failed, replayable
 │   ├── ProvisioningConfigError 422: Stripe/Zentitle2 set-up problem (e.g. unknown SKU)
 │   └── TransientError          503: try again later (timeouts, 429, 5xx, busy locks)
-│       └── StorageError        the storage backend failed (wraps the driver's error)
+│       ├── StorageError        the storage backend failed (wraps the driver's error)
+│       ├── LeaseLost           this worker's lease expired and another took over
+│       └── StateConflict       a stale subscription-state write was refused
 └── RemoteAPIError              a remote API failed (.transient says if a retry may help)
     ├── ZentitleAPIError        Zentitle2's Management API
     └── StripeAPIError          Stripe's API
@@ -41,12 +43,14 @@ __all__ = [
     "EventInProgress",
     "EventNotFound",
     "InvalidPayloadError",
+    "LeaseLost",
     "MissingExtraError",
     "PayloadTooLargeError",
     "ProcessingError",
     "ProvisioningConfigError",
     "RemoteAPIError",
     "SignatureVerificationError",
+    "StateConflict",
     "StorageError",
     "StripeAPIError",
     "TransientError",
@@ -120,6 +124,19 @@ class TransientError(ProcessingError):
 
 class StorageError(TransientError):
     """The storage backend failed; the driver's exception is the `__cause__`."""
+
+
+class LeaseLost(TransientError):
+    """This worker no longer holds its claim on the event, or a lock it works under.
+
+    Its lease expired (a stall longer than the lease) and another worker took it over, so
+    it stopped before its next write and records nothing over the new owner's work.
+    """
+
+
+class StateConflict(TransientError):
+    """Storage refused a subscription-state write: another writer stored a newer state
+    since this one was read (a stale writer), or the write would clear a cancellation."""
 
 
 class RemoteAPIError(ZentitleStripeError):

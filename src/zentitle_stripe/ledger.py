@@ -2,9 +2,11 @@
 
 [`Ledger.run`][zentitle_stripe.ledger.Ledger.run] records the event (raw body included,
 so it can be replayed), claims it for a lease so only one worker acts on it, runs the
-work, and writes the outcome back. Every failure is answered through the one failure
-table, [`classify`][zentitle_stripe.responses.classify]. The ledger knows nothing about
-Stripe or Zentitle2: the work is a callable, whichever webhook it came from.
+work under a [`Fence`][zentitle_stripe.fencing.Fence] (the claim and every lock renewed
+and checked before each write, the remote calls bounded below the lease), and writes the
+outcome back. Every failure is answered through the one failure table,
+[`classify`][zentitle_stripe.responses.classify]. The ledger knows nothing about Stripe or
+Zentitle2: the work is a callable, whichever webhook it came from.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-from .exceptions import EventInProgress, ZentitleStripeError
+from .exceptions import EventInProgress, LeaseLost, ZentitleStripeError
+from .fencing import Fence
 from .responses import Outcome, OutcomeKind, WebhookResponse, classify
 from .storage import ClaimResult, EventRecord, EventStatus, NewEvent, Storage
 
@@ -40,7 +43,9 @@ class Ledger:
 
     `config_error_status` is the status for set-up problems (422, or 200 to stop
     Stripe's retries); `lease_seconds` is how long a claim keeps other workers out
-    before a redelivery may take over a crashed one.
+    before a redelivery may take over a crashed one. `budget` bounds one attempt's remote
+    calls (default: three quarters of the lease, see
+    [`fencing`][zentitle_stripe.fencing]); it must stay below `lease_seconds`.
     """
 
     def __init__(
@@ -50,11 +55,18 @@ class Ledger:
         lease_seconds: float,
         config_error_status: int,
         clock: Callable[[], float],
+        budget: float | None = None,
     ) -> None:
+        if budget is not None and not 0 < budget < lease_seconds:
+            raise ValueError(
+                f"the time budget of an event ({budget:g} s) must be positive and below "
+                f"the lease ({lease_seconds:g} s, ZENTITLE_STRIPE_LEASE_SECONDS)"
+            )
         self.storage = storage
         self.lease_seconds = lease_seconds
         self.config_error_status = config_error_status
         self.clock = clock
+        self.budget = budget
 
     def run(
         self, new: NewEvent, work: Work, *, started: float, replay: bool = False
@@ -66,13 +78,10 @@ class Ledger:
         failed, so a redelivery or a replay runs it again.
         """
         owner = new_owner()
+        now = self.clock()
         try:
             claim = self.storage.claim_event(
-                new,
-                owner=owner,
-                lease_seconds=self.lease_seconds,
-                now=self.clock(),
-                reclaim_done=replay,
+                new, owner=owner, lease_seconds=self.lease_seconds, now=now, reclaim_done=replay
             )
         except ZentitleStripeError as exc:
             return self._failed(new, exc, started)
@@ -81,16 +90,32 @@ class Ledger:
         if claim.result is ClaimResult.IN_PROGRESS:
             busy = EventInProgress("this event is being processed by another worker; retry later")
             return self._failed(new, busy, started)
+        fence = self.fence(owner, started=now)
+        fence.hold_claim(self.storage, new.event_id, new.source, expires=now + self.lease_seconds)
         try:
-            outcome = work(owner)
+            with fence.active():
+                outcome = work(owner)
         except Exception as exc:
             return self._failed(new, exc, started, owner=owner)
         try:
-            self._finish(new, owner, EventStatus.DONE, outcome.kind, outcome.reason)
+            finished = self._finish(new, owner, EventStatus.DONE, outcome.kind, outcome.reason)
         except ZentitleStripeError as exc:
             return self._failed(new, exc, started)
+        if not finished:
+            # A successor holds the claim now: it records the outcome, not this worker.
+            return self._failed(new, _finished_elsewhere(), started)
         log_answer(new.source, new.event_id, new.type, outcome, 200, started)
         return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
+
+    def fence(self, owner: str, *, started: float) -> Fence:
+        """A fence for one attempt of `owner` that claimed its event at `started`."""
+        return Fence(
+            owner=owner,
+            lease_seconds=self.lease_seconds,
+            clock=self.clock,
+            started=started,
+            budget=self.budget,
+        )
 
     def refuse(self, source: str, exc: ZentitleStripeError, started: float) -> WebhookResponse:
         """Answer a delivery that cannot be recorded (unverified, unusable, unconfigured).
@@ -111,9 +136,10 @@ class Ledger:
         kind: OutcomeKind,
         detail: str,
         error: str | None = None,
-    ) -> None:
-        """Write the outcome back and release the claim (a lost claim changes nothing)."""
-        self.storage.finish_event(
+    ) -> bool:
+        """Write the outcome back and release the claim; `False` (nothing written) when
+        the claim was lost to a successor."""
+        return self.storage.finish_event(
             new.event_id,
             new.source,
             owner=owner,
@@ -150,6 +176,14 @@ class Ledger:
                 logger.exception("could not record the failure of event %s", new.event_id)
         log_answer(new.source, new.event_id, new.type, failure.outcome, failure.status, started)
         return failure.response(event_id=new.event_id, event_type=new.type)
+
+
+def _finished_elsewhere() -> LeaseLost:
+    return LeaseLost(
+        "this worker's claim on the event expired and another worker took it over before "
+        "the outcome could be recorded; that worker records it, so retry later",
+        retry_after=30,
+    )
 
 
 def log_answer(

@@ -142,6 +142,7 @@ def test_public_names_of_the_storage_modules_are_pinned() -> None:
         "SQLiteStorage",
         "Storage",
         "SubscriptionState",
+        "check_state_write",
         "decide_claim",
         "open_storage",
         "redact_url",

@@ -34,7 +34,7 @@ def subscription_deleted(
             state = attrs.evolve(
                 state, group_id=group.id, activation_codes=tuple(group.activation_codes)
             )
-    ctx.storage.put_subscription(state)
+    state = ctx.save(state)
     if state.group_id is None:
         return Outcome(
             OutcomeKind.REVOKED,

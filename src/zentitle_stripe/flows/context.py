@@ -3,12 +3,15 @@
 The flows are functions of a [`FlowContext`][zentitle_stripe.flows.context.FlowContext].
 [`Provisioning`][zentitle_stripe.flows.Provisioning] is one, so a client swapped on it
 (a test double, a wrapper) is the one every flow calls. The few reads that more than one
-flow needs live here too.
+flow needs live here too, and the two things every state write goes through: the
+attempt's [`fence`][zentitle_stripe.flows.context.FlowContext.fence] and
+[`save`][zentitle_stripe.flows.context.FlowContext.save].
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..config import SeatPolicy
 from ..exceptions import TransientError
+from ..fencing import Fence, current_fence
 from ..storage import Storage, SubscriptionState
 from .locks import storage_lock
 
@@ -29,6 +33,9 @@ __all__ = ["FlowContext", "logger"]
 
 logger = logging.getLogger("zentitle_stripe.flows")
 """The one logger of every flow, so log records keep the name they always had."""
+
+_UNFENCED = Fence(owner="unfenced", lease_seconds=math.inf, clock=time.time, started=0.0)
+"""What a flow run outside the ledger checks: it holds nothing and has all the time."""
 
 
 class FlowContext:
@@ -75,6 +82,28 @@ class FlowContext:
             clock=self.clock,
             sleep=self.sleep,
         )
+
+    @property
+    def fence(self) -> Fence:
+        """The [`Fence`][zentitle_stripe.fencing.Fence] of the attempt being processed.
+
+        `ctx.fence.check()` right before a write makes sure the attempt still holds its
+        claim and locks (the clients check it before every remote call themselves).
+        Outside the ledger (a flow called directly) it holds nothing and never fails.
+        """
+        return current_fence() or _UNFENCED
+
+    def save(self, state: SubscriptionState) -> SubscriptionState:
+        """Store `state` while the attempt still holds its leases; returns it as stored.
+
+        The write is compare-and-set on `state.version`: keep the returned state for the
+        next write (`state = ctx.save(state)`). A stale write raises
+        [`StateConflict`][zentitle_stripe.exceptions.StateConflict], a lost lease
+        [`LeaseLost`][zentitle_stripe.exceptions.LeaseLost]; neither writes anything.
+        """
+        self.fence.check()
+        self.storage.put_subscription(state)
+        return state.stored()
 
     def subscription_state(self, subscription_id: str) -> SubscriptionState:
         """What storage knows of a subscription; a fresh state for one never seen."""

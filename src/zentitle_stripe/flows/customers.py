@@ -41,9 +41,11 @@ def zentitle_customer(ctx: FlowContext, invoice: Invoice, owner: str) -> tuple[s
         created = zentitle_id is None
         if zentitle_id is None:
             name = customer.name or invoice.customer_name or email or stripe_customer_id
+            ctx.fence.check()
             ctx.storage.put_customer_link(pending_key(stripe_customer_id), "1")
             zentitle_id = _create_customer(ctx, name[:255], stripe_customer_id)
         # Link first: a crash after this point reuses the customer instead of adding one.
+        ctx.fence.check()
         ctx.storage.put_customer_link(stripe_customer_id, zentitle_id)
         if created and email:
             _create_contact(ctx, zentitle_id, email)

@@ -88,14 +88,14 @@ def provision(
         state = attrs.evolve(
             state, group_id=group.id, activation_codes=tuple(group.activation_codes)
         )
-        ctx.storage.put_subscription(state)  # from here on, a retry never re-creates
+        state = ctx.save(state)  # from here on, a retry never re-creates
 
     if not state.codes_written:
         _write_codes(ctx, subscription_id, state.activation_codes)
         # Not yet in renewed_invoices: for a renewal, the renewal flow records it once it
         # has actually extended the licence (a failure there must leave it to a retry).
         state = attrs.evolve(state, codes_written=True)
-        ctx.storage.put_subscription(state)
+        state = ctx.save(state)
     skus = ", ".join(line.sku for line in lines)
     verb = "created" if created_group else "found"
     return state, Outcome(

@@ -71,7 +71,7 @@ def renew(
     state = attrs.evolve(
         state, renewed_invoices=remember_invoice(state.renewed_invoices, invoice.id)
     )
-    ctx.storage.put_subscription(state)
+    ctx.save(state)
     until = datetime.fromtimestamp(period_end, timezone.utc).date().isoformat()
     if provisioned is not None:
         return provisioned

@@ -20,6 +20,7 @@ from ._base import (
     NewEvent,
     Storage,
     SubscriptionState,
+    check_state_write,
     decide_claim,
 )
 from .memory import MemoryStorage
@@ -36,6 +37,7 @@ __all__ = [
     "SQLiteStorage",
     "Storage",
     "SubscriptionState",
+    "check_state_write",
     "decide_claim",
     "open_storage",
     "redact_url",

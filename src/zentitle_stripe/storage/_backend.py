@@ -14,7 +14,7 @@ import attrs
 
 from ._base import Claim, ClaimResult, EventRecord, EventStatus, NewEvent, decide_claim
 
-__all__ = ["ClaimRequest", "EventQuery", "Finish", "Lease", "StorageBackend"]
+__all__ = ["ClaimRequest", "EventQuery", "Finish", "Lease", "StorageBackend", "holds_claim"]
 
 
 @attrs.frozen
@@ -64,6 +64,13 @@ class ClaimRequest:
         )
 
 
+def holds_claim(record: EventRecord | None, owner: str) -> bool:
+    """Whether `owner` still holds the claim on `record` (to finish or extend it)."""
+    if record is None:
+        return False
+    return record.status is EventStatus.PROCESSING and record.claimed_by == owner
+
+
 @attrs.frozen
 class Finish:
     """One `finish_event` call: the claim's owner and what the event ended as."""
@@ -83,11 +90,7 @@ class Finish:
 
     def applies_to(self, record: EventRecord | None) -> bool:
         """Only the holder of a live claim may finish it (a successor may have taken over)."""
-        return (
-            record is not None
-            and record.status is EventStatus.PROCESSING
-            and record.claimed_by == self.owner
-        )
+        return holds_claim(record, self.owner)
 
     def finished(self, record: EventRecord) -> EventRecord:
         """`record` finished: outcome written, claim released."""

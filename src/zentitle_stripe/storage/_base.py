@@ -14,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from ..exceptions import StateConflict
+
 __all__ = [
     "Claim",
     "ClaimResult",
@@ -22,6 +24,7 @@ __all__ = [
     "NewEvent",
     "Storage",
     "SubscriptionState",
+    "check_state_write",
 ]
 
 
@@ -131,6 +134,11 @@ class SubscriptionState:
     canceled: bool = False
     renewed_invoices: tuple[str, ...] = ()
     """Invoice ids whose renewal was applied, newest last (bounded)."""
+    version: int = attrs.field(default=0, eq=False)
+    """How many times this state was stored: 0 for one never stored. A write is
+    compare-and-set on it (see
+    [`check_state_write`][zentitle_stripe.storage.check_state_write]); two states that
+    differ only in version are equal."""
 
     def to_json(self) -> str:
         data = attrs.asdict(self)
@@ -143,8 +151,42 @@ class SubscriptionState:
         data: dict[str, Any] = json.loads(text)
         data["activation_codes"] = tuple(data.get("activation_codes") or ())
         data["renewed_invoices"] = tuple(data.get("renewed_invoices") or ())
+        # Stored before states had versions: it was stored, so at least once.
+        data.setdefault("version", 1)
         known = {field.name for field in attrs.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def stored(self) -> SubscriptionState:
+        """This state as a successful write leaves it in storage: one version on."""
+        return attrs.evolve(self, version=self.version + 1)
+
+
+def check_state_write(
+    stored: SubscriptionState | None, state: SubscriptionState
+) -> SubscriptionState:
+    """The compare-and-set rule of
+    [`Storage.put_subscription`][zentitle_stripe.storage.Storage.put_subscription].
+
+    `stored` is what storage holds now. The write is refused with
+    [`StateConflict`][zentitle_stripe.exceptions.StateConflict] when `state` was read
+    before another write (its version is not the stored one; 0 means "nothing stored
+    yet"), or when it would clear a recorded cancellation. Returns what to store.
+    """
+    current = stored.version if stored is not None else 0
+    subscription_id = state.subscription_id
+    if current != state.version:
+        raise StateConflict(
+            f"subscription {subscription_id} was stored by another writer (version "
+            f"{current}) after this one read it (version {state.version}): the stale "
+            "write was refused; the event is retried and reads the newer state",
+            retry_after=5,
+        )
+    if stored is not None and stored.canceled and not state.canceled:
+        raise StateConflict(
+            f"subscription {subscription_id} is recorded as cancelled and a cancellation "
+            "is never cleared: this write, which would clear it, was refused"
+        )
+    return state.stored()
 
 
 @runtime_checkable
@@ -217,7 +259,14 @@ class Storage(Protocol):
         ...
 
     def put_subscription(self, state: SubscriptionState) -> None:
-        """Insert or replace the state of `state.subscription_id`."""
+        """Store `state` if storage still holds the version it was read at, atomically.
+
+        Compare-and-set: apply
+        [`check_state_write`][zentitle_stripe.storage.check_state_write] to the stored
+        state and the write in one atomic step, and store what it returns (version + 1).
+        A stale write, or one clearing `canceled`, raises
+        [`StateConflict`][zentitle_stripe.exceptions.StateConflict] and changes nothing.
+        """
         ...
 
     def get_customer_link(self, stripe_customer_id: str) -> str | None:
@@ -238,6 +287,24 @@ class Storage(Protocol):
 
     def release_lock(self, name: str, *, owner: str) -> None:
         """Release the named lock if `owner` holds it; otherwise do nothing."""
+        ...
+
+    def extend_claim(
+        self, event_id: str, source: str, *, owner: str, lease_seconds: float, now: float
+    ) -> bool:
+        """Renew the claim's lease to `now + lease_seconds` while `owner` still holds it.
+
+        Returns `False` (changing nothing) when the event is no longer `PROCESSING` under
+        `owner`: a successor took it over, or it was finished.
+        """
+        ...
+
+    def extend_lock(self, name: str, *, owner: str, lease_seconds: float, now: float) -> bool:
+        """Renew the named lock's lease to `now + lease_seconds` while `owner` holds it.
+
+        Returns `False` (changing nothing) when someone else took it over or it was
+        released. Unlike `acquire_lock`, never takes a lock `owner` does not hold.
+        """
         ...
 
     def ping(self) -> None:

@@ -13,8 +13,16 @@ import abc
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from ..exceptions import StateConflict
 from ._backend import EventQuery, Finish, StorageBackend
-from ._base import EVENT_COLUMNS, EVENT_FIELDS, EventRecord, EventStatus, SubscriptionState
+from ._base import (
+    EVENT_COLUMNS,
+    EVENT_FIELDS,
+    EventRecord,
+    EventStatus,
+    SubscriptionState,
+    check_state_write,
+)
 
 Row = Sequence[Any]
 
@@ -35,10 +43,22 @@ _FINISH_EVENT = (
     "updated_at = %s, claimed_by = NULL, lease_expires = NULL "
     "WHERE source = %s AND event_id = %s AND status = %s AND claimed_by = %s"
 )
+# Renewals: the rule of holds_claim / the lock's owner, in the statement.
+_EXTEND_CLAIM = (
+    "UPDATE zs_events SET lease_expires = %s "
+    "WHERE source = %s AND event_id = %s AND status = %s AND claimed_by = %s"
+)
+_EXTEND_LOCK = "UPDATE zs_locks SET expires = %s WHERE name = %s AND owner = %s"
 _SELECT_SUBSCRIPTION = "SELECT state FROM zs_subscriptions WHERE subscription_id = %s"
-_PUT_SUBSCRIPTION = (
+# Compare-and-set: the state read is the expected value. A first write inserts only if
+# no row exists; a later one replaces only the exact text it read (its version included),
+# so a writer that lost a race changes nothing and is told so.
+_INSERT_SUBSCRIPTION = (
     "INSERT INTO zs_subscriptions (subscription_id, state) VALUES (%s, %s) "
-    "ON CONFLICT (subscription_id) DO UPDATE SET state = excluded.state"
+    "ON CONFLICT (subscription_id) DO NOTHING"
+)
+_REPLACE_SUBSCRIPTION = (
+    "UPDATE zs_subscriptions SET state = %s WHERE subscription_id = %s AND state = %s"
 )
 _SELECT_CUSTOMER = "SELECT zentitle_customer_id FROM zs_customers WHERE stripe_customer_id = %s"
 _PUT_CUSTOMER = (
@@ -128,8 +148,23 @@ class SQLStorage(StorageBackend):
         return SubscriptionState.from_json(rows[0][0]) if rows else None
 
     def put_subscription(self, state: SubscriptionState) -> None:
-        params = (state.subscription_id, state.to_json())
-        self._change("store a subscription", _PUT_SUBSCRIPTION, params)
+        subscription_id = state.subscription_id
+        rows = self._fetch("read a subscription", _SELECT_SUBSCRIPTION, (subscription_id,))
+        read: str | None = rows[0][0] if rows else None
+        stored = SubscriptionState.from_json(read) if read is not None else None
+        text = check_state_write(stored, state).to_json()
+        if read is None:
+            params: tuple[str, ...] = (subscription_id, text)
+            changed = self._change("store a subscription", _INSERT_SUBSCRIPTION, params)
+        else:
+            params = (text, subscription_id, read)
+            changed = self._change("store a subscription", _REPLACE_SUBSCRIPTION, params)
+        if changed != 1:
+            raise StateConflict(
+                f"subscription {subscription_id} was stored by another writer while this "
+                "one was writing it: the write was refused; the event is retried",
+                retry_after=5,
+            )
 
     def get_customer_link(self, stripe_customer_id: str) -> str | None:
         rows = self._fetch("read a customer link", _SELECT_CUSTOMER, (stripe_customer_id,))
@@ -145,6 +180,16 @@ class SQLStorage(StorageBackend):
 
     def release_lock(self, name: str, *, owner: str) -> None:
         self._change("release a lock", _RELEASE_LOCK, (name, owner))
+
+    def extend_claim(
+        self, event_id: str, source: str, *, owner: str, lease_seconds: float, now: float
+    ) -> bool:
+        params = (now + lease_seconds, source, event_id, EventStatus.PROCESSING.value, owner)
+        return self._change("extend a claim", _EXTEND_CLAIM, params) == 1
+
+    def extend_lock(self, name: str, *, owner: str, lease_seconds: float, now: float) -> bool:
+        params = (now + lease_seconds, name, owner)
+        return self._change("extend a lock", _EXTEND_LOCK, params) == 1
 
     def ping(self) -> None:
         self._fetch("answer a health check", self._ping, ())

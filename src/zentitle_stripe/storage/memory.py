@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import threading
 
-from ._backend import ClaimRequest, EventQuery, Finish, Lease, StorageBackend
-from ._base import Claim, ClaimResult, EventRecord, SubscriptionState
+import attrs
+
+from ._backend import ClaimRequest, EventQuery, Finish, Lease, StorageBackend, holds_claim
+from ._base import Claim, ClaimResult, EventRecord, SubscriptionState, check_state_write
 
 __all__ = ["MemoryStorage"]
 
@@ -61,7 +63,8 @@ class MemoryStorage(StorageBackend):
 
     def put_subscription(self, state: SubscriptionState) -> None:
         with self._lock:
-            self._subscriptions[state.subscription_id] = state
+            stored = self._subscriptions.get(state.subscription_id)
+            self._subscriptions[state.subscription_id] = check_state_write(stored, state)
 
     def get_customer_link(self, stripe_customer_id: str) -> str | None:
         with self._lock:
@@ -84,6 +87,25 @@ class MemoryStorage(StorageBackend):
             holder = self._locks.get(name)
             if holder is not None and holder.owner == owner:
                 del self._locks[name]
+
+    def extend_claim(
+        self, event_id: str, source: str, *, owner: str, lease_seconds: float, now: float
+    ) -> bool:
+        with self._lock:
+            record = self._events.get((source, event_id))
+            if record is None or not holds_claim(record, owner):
+                return False
+            extended = attrs.evolve(record, lease_expires=now + lease_seconds)
+            self._events[(source, event_id)] = extended
+            return True
+
+    def extend_lock(self, name: str, *, owner: str, lease_seconds: float, now: float) -> bool:
+        with self._lock:
+            holder = self._locks.get(name)
+            if holder is None or holder.owner != owner:
+                return False
+            self._locks[name] = Lease(owner, now + lease_seconds)
+            return True
 
     def ping(self) -> None:
         return None

@@ -19,6 +19,7 @@ import httpx
 import stripe
 
 from ..exceptions import ConfigurationError, InvalidPayloadError, StripeAPIError
+from ._http import HTTPXClient
 from .events import InvoiceLine, Subscription, parse_invoice_line, parse_subscription
 from .models import (
     Account,
@@ -76,28 +77,6 @@ class _PriceCache:
             self._data.clear()
 
 
-class _HTTPXClient(stripe.HTTPXClient):
-    """stripe-python's httpx client, optionally on a given transport (in-process tests)."""
-
-    def __init__(self, timeout: float, transport: httpx.BaseTransport | None) -> None:
-        super().__init__(timeout=timeout, allow_sync_methods=True)
-        if transport is not None:
-            # stripe.HTTPXClient has no transport option; swap its sync client for one that
-            # has, keeping the rest of its request/error handling.
-            self._client.close()  # type: ignore[union-attr]
-            self._client = httpx.Client(transport=transport)
-
-    def _get_request_args_kwargs(
-        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
-    ) -> Any:
-        # stripe-python passes the encoded form as ``data=``, which httpx deprecates for
-        # raw text; ``content=`` sends the same bytes without the warning.
-        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
-        if isinstance(kwargs.get("data"), (str, bytes)):
-            kwargs["content"] = kwargs.pop("data")
-        return args, kwargs
-
-
 class StripeGateway:
     """[`StripeAPI`][zentitle_stripe.stripe.api.StripeAPI] (and `StripeOpsAPI`, for the
     operations commands) over stripe-python's `StripeClient`.
@@ -124,7 +103,7 @@ class StripeGateway:
             raise ConfigurationError("the Stripe API key is empty")
         self._api_key = api_key
         self._api_base = api_base.rstrip("/") if api_base else None
-        self._http_client = _HTTPXClient(timeout, http_transport)
+        self._http_client = HTTPXClient(timeout, http_transport)
         self._client = stripe.StripeClient(
             api_key,
             base_addresses={"api": self._api_base} if self._api_base else None,

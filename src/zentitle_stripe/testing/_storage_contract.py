@@ -15,9 +15,15 @@ requires pytest.
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
+import attrs
+
+from ..exceptions import StateConflict
 from ..storage import (
     ClaimResult,
     EventStatus,
@@ -45,7 +51,130 @@ def _event(
     )
 
 
-class StorageContract:
+@contextmanager
+def pytest_raises(error: type[Exception], match: str | None = None) -> Iterator[None]:
+    """`pytest.raises`, without importing pytest (see the module docstring)."""
+    try:
+        yield
+    except error as exc:
+        if match is not None and not re.search(match, str(exc)):
+            raise AssertionError(f"{exc} does not match {match!r}") from exc
+        return
+    raise AssertionError(f"{error.__name__} was not raised")
+
+
+class _LeaseAndStateRules:
+    """The rules for renewing leases and for compare-and-set state writes; a part of
+    [`StorageContract`][zentitle_stripe.testing.StorageContract], which runs them."""
+
+    storage: Storage
+
+    def _finish(
+        self, event_id: str = "evt_1", owner: str = "w1", status: EventStatus = EventStatus.DONE
+    ) -> bool:
+        raise NotImplementedError  # StorageContract's
+
+    # -- subscription state ---------------------------------------------------------------
+
+    def _version(self, subscription_id: str) -> int | None:
+        state = self.storage.get_subscription(subscription_id)
+        return None if state is None else state.version
+
+    def test_subscription_write_is_compare_and_set(self) -> None:
+        first = SubscriptionState("sub_1", group_id="egr_1")
+        self.storage.put_subscription(first)
+        with pytest_raises(StateConflict):  # a second "first write": someone was faster
+            self.storage.put_subscription(SubscriptionState("sub_1", group_id="egr_2"))
+        read = self.storage.get_subscription("sub_1")
+        assert read is not None
+        self.storage.put_subscription(attrs.evolve(read, codes_written=True))
+        with pytest_raises(StateConflict):  # `read` is stale now
+            self.storage.put_subscription(attrs.evolve(read, group_id="egr_3"))
+        after = self.storage.get_subscription("sub_1")
+        assert after == SubscriptionState("sub_1", group_id="egr_1", codes_written=True)
+        assert self._version("sub_1") == 2
+
+    def test_only_one_of_many_concurrent_state_writers_wins(self) -> None:
+        self.storage.put_subscription(SubscriptionState("sub_1"))
+        read = self.storage.get_subscription("sub_1")
+        assert read is not None
+        barrier = threading.Barrier(8)
+
+        def write(i: int) -> bool:
+            barrier.wait()
+            try:
+                self.storage.put_subscription(attrs.evolve(read, group_id=f"egr_{i}"))
+            except StateConflict:
+                return False
+            return True
+
+        with ThreadPoolExecutor(8) as pool:
+            won = list(pool.map(write, range(8)))
+        assert won.count(True) == 1
+        stored = self.storage.get_subscription("sub_1")
+        assert stored is not None
+        assert stored.group_id == f"egr_{won.index(True)}"
+        assert stored.version == 2
+
+    def test_a_recorded_cancellation_is_never_cleared(self) -> None:
+        self.storage.put_subscription(SubscriptionState("sub_1"))
+        stale = self.storage.get_subscription("sub_1")
+        assert stale is not None
+        self.storage.put_subscription(attrs.evolve(stale, canceled=True))
+        with pytest_raises(StateConflict):  # a stale writer that never saw it
+            self.storage.put_subscription(attrs.evolve(stale, group_id="egr_1"))
+        current = self.storage.get_subscription("sub_1")
+        assert current is not None
+        with pytest_raises(StateConflict, match="cancel"):  # even a current one
+            self.storage.put_subscription(attrs.evolve(current, canceled=False))
+        self.storage.put_subscription(attrs.evolve(current, group_id="egr_1"))
+        kept = self.storage.get_subscription("sub_1")
+        assert kept is not None
+        assert kept.canceled
+        assert kept.group_id == "egr_1"
+
+    # -- renewing leases ----------------------------------------------------------------
+
+    def _extend_claim(self, owner: str, now: float) -> bool:
+        return self.storage.extend_claim(
+            "evt_1", "stripe", owner=owner, lease_seconds=LEASE, now=now
+        )
+
+    def test_claim_is_extended_only_while_its_owner_holds_it(self) -> None:
+        assert not self._extend_claim("w1", NOW)  # nothing claimed yet
+        self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
+        assert not self._extend_claim("intruder", NOW + 1)
+        assert self._extend_claim("w1", NOW + 20)
+        record = self.storage.get_event("evt_1")
+        assert record is not None
+        assert record.lease_expires == NOW + 20 + LEASE
+        busy = self.storage.claim_event(_event(), owner="w2", lease_seconds=LEASE, now=NOW + 40)
+        assert busy.result is ClaimResult.IN_PROGRESS  # the renewed lease keeps w2 out
+        later = NOW + 20 + LEASE + 1
+        taken = self.storage.claim_event(_event(), owner="w2", lease_seconds=LEASE, now=later)
+        assert taken.result is ClaimResult.CLAIMED
+        assert not self._extend_claim("w1", later)  # w1 stalled: it lost the claim
+        record = self.storage.get_event("evt_1")
+        assert record is not None
+        assert (record.claimed_by, record.lease_expires) == ("w2", later + LEASE)
+        assert self._finish(owner="w2")
+        assert not self._extend_claim("w2", later + 1)  # finished: nothing to extend
+
+    def test_lock_is_extended_only_while_its_owner_holds_it(self) -> None:
+        lock = "subscription:sub_1"
+        assert not self.storage.extend_lock(lock, owner="a", lease_seconds=10, now=NOW)
+        assert self.storage.acquire_lock(lock, owner="a", lease_seconds=10, now=NOW)
+        assert not self.storage.extend_lock(lock, owner="b", lease_seconds=10, now=NOW + 1)
+        assert self.storage.extend_lock(lock, owner="a", lease_seconds=10, now=NOW + 8)
+        assert not self.storage.acquire_lock(lock, owner="b", lease_seconds=10, now=NOW + 12)
+        assert self.storage.acquire_lock(lock, owner="b", lease_seconds=10, now=NOW + 19)
+        assert not self.storage.extend_lock(lock, owner="a", lease_seconds=10, now=NOW + 19)
+        assert not self.storage.acquire_lock(lock, owner="a", lease_seconds=10, now=NOW + 20)
+        self.storage.release_lock(lock, owner="b")
+        assert not self.storage.extend_lock(lock, owner="b", lease_seconds=10, now=NOW + 21)
+
+
+class StorageContract(_LeaseAndStateRules):
     """Behaviour the provisioner relies on; override
     [`make_storage`][zentitle_stripe.testing.StorageContract.make_storage]."""
 
@@ -222,10 +351,14 @@ class StorageContract:
             renewed_invoices=("in_1", "in_2"),
         )
         self.storage.put_subscription(state)
-        assert self.storage.get_subscription("sub_1") == state
-        canceled = SubscriptionState(subscription_id="sub_1", canceled=True)
+        stored = self.storage.get_subscription("sub_1")
+        assert stored == state
+        assert stored is not None
+        assert stored.version == 1
+        canceled = attrs.evolve(SubscriptionState("sub_1", canceled=True), version=1)
         self.storage.put_subscription(canceled)
         assert self.storage.get_subscription("sub_1") == canceled
+        assert self._version("sub_1") == 2
 
     def test_customer_links(self) -> None:
         assert self.storage.get_customer_link("cus_1") is None

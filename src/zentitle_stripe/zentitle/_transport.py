@@ -7,6 +7,12 @@ come from a gateway after the backend acted, and a timeout after sending says no
 those surface as errors with `may_have_landed=True`. Everything else (GETs, PATCHes that
 set values) is retried with exponential backoff and full jitter on network errors, 429,
 502, 503 and 504, honouring `Retry-After`.
+
+Inside a processing attempt (a current [`Fence`][zentitle_stripe.fencing.Fence]) every
+attempt first checks the fence (the worker still holds its leases) and the time left:
+nothing is sent and no `Retry-After` or backoff is slept past the attempt's deadline, each
+request's timeouts are cut to the time left, and a body still arriving at the deadline
+is cut off, so one event's calls end before its lease does.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import attrs
 import httpx
 
 from zentitle_stripe.exceptions import ZentitleAPIError
+from zentitle_stripe.fencing import Fence, OutOfTime, budgeted_timeout, current_fence, read_within
 
 from . import _errors
 
@@ -108,12 +115,16 @@ class Transport:
 
     # -- sending ------------------------------------------------------------------------
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> None:
+    def _backoff(self, attempt: int, retry_after: float | None, fence: Fence | None) -> bool:
+        """Sleep before the next attempt; `False` (no sleep) when it would pass the deadline."""
         if retry_after is not None:
             delay = retry_after
         else:
             delay = self._random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+        if fence is not None and delay >= fence.remaining():
+            return False
         self._sleep(delay)
+        return True
 
     def _send(
         self,
@@ -126,40 +137,76 @@ class Transport:
     ) -> httpx.Response:
         """One logical request with bounded retries; returns any response that is final.
 
-        Raises only for network failures that are not retried (or ran out of attempts);
-        HTTP error statuses are returned for the caller to interpret.
+        Raises only for network failures that are not retried (or ran out of attempts or
+        time); HTTP error statuses are returned for the caller to interpret (the last one,
+        when the time left does not cover the wait before another attempt).
         """
         label = f"{method} {httpx.URL(url).path}"
         retryable = _RETRY_STATUSES if idempotent else _UNPROCESSED_STATUSES
+        fence = current_fence()
         attempt = 0
         while True:
-            try:
-                response = self._http.request(method, url, headers=headers, **kwargs)
-            except _NOT_SENT as exc:
-                error: httpx.TransportError = exc
-            except _NO_ANSWER as exc:
-                if not idempotent:
-                    raise ZentitleAPIError(
-                        f"Zentitle2 {label} got no response ({type(exc).__name__}); it may "
-                        "have been processed, so it is not repeated automatically",
-                        transient=True,
-                        may_have_landed=True,
-                    ) from exc
-                error = exc
-            else:
-                if response.status_code not in retryable or attempt >= self.max_retries:
-                    return response
-                self._backoff(attempt, _errors.retry_after(response))
+            response, error = self._attempt(
+                method, url, label, fence, idempotent=idempotent, headers=headers, **kwargs
+            )
+            if response is not None and response.status_code not in retryable:
+                return response
+            hint = _errors.retry_after(response) if response is not None else None
+            if attempt < self.max_retries and self._backoff(attempt, hint, fence):
                 attempt += 1
                 continue
-            if attempt >= self.max_retries:
+            if fence is not None and attempt < self.max_retries:
+                raise _out_of_time(label, fence, response, error, hint) from error
+            if response is not None:
+                return response
+            raise ZentitleAPIError(
+                f"Zentitle2 {label} failed after {attempt + 1} attempts: {type(error).__name__}",
+                transient=True,
+            ) from error
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        label: str,
+        fence: Fence | None,
+        *,
+        idempotent: bool,
+        **kwargs: Any,
+    ) -> tuple[httpx.Response | None, httpx.TransportError | None]:
+        """Send once: the response, or the network error that may be retried."""
+        if fence is not None:
+            fence.check()  # still this worker's leases, renewed as the work proceeds
+            if fence.remaining() <= 0:
                 raise ZentitleAPIError(
-                    f"Zentitle2 {label} failed after {attempt + 1} attempts: "
-                    f"{type(error).__name__}",
+                    f"Zentitle2 {label} was not sent: this event's {fence.budget:g} s time "
+                    "budget (kept below its lease, ZENTITLE_STRIPE_LEASE_SECONDS) is used "
+                    "up; retry later",
                     transient=True,
-                ) from error
-            self._backoff(attempt, None)
-            attempt += 1
+                    retry_after=30,
+                )
+        try:
+            return self._exchange(method, url, fence, **kwargs), None
+        except _NOT_SENT as exc:
+            return None, exc
+        except _NO_ANSWER as exc:
+            if not idempotent:
+                cut = " (cut off at the event's time budget)" if isinstance(exc, OutOfTime) else ""
+                raise ZentitleAPIError(
+                    f"Zentitle2 {label} got no response ({type(exc).__name__}){cut}; it may "
+                    "have been processed, so it is not repeated automatically",
+                    transient=True,
+                    may_have_landed=True,
+                ) from exc
+            return None, exc
+
+    def _exchange(
+        self, method: str, url: str, fence: Fence | None, **kwargs: Any
+    ) -> httpx.Response:
+        """One HTTP exchange, its timeouts and body read bounded by the fence's deadline."""
+        timeout = budgeted_timeout(self._http.timeout, fence)
+        request = self._http.build_request(method, url, timeout=timeout, **kwargs)
+        return read_within(self._http.send(request, stream=True), fence)
 
     def request(
         self,
@@ -240,6 +287,29 @@ class Transport:
             if len(items) < PAGE_SIZE or (isinstance(total, int) and len(results) >= total):
                 return results
             page += 1
+
+
+def _out_of_time(
+    label: str,
+    fence: Fence,
+    response: httpx.Response | None,
+    error: Exception | None,
+    hint: float | None,
+) -> ZentitleAPIError:
+    """The retries stopped early: the wait before another attempt would pass the deadline."""
+    if response is not None:
+        wait = f", asking to wait {hint:g} s" if hint is not None else ""
+        what = f"answered {response.status_code}{wait}"
+    else:
+        what = f"failed ({type(error).__name__})"
+    return ZentitleAPIError(
+        f"Zentitle2 {label} {what}, and this event's {fence.budget:g} s time budget (kept "
+        "below its lease, ZENTITLE_STRIPE_LEASE_SECONDS) leaves no time for another "
+        "attempt; retry later",
+        status=response.status_code if response is not None else None,
+        transient=True,
+        retry_after=hint,
+    )
 
 
 class _Composes(Protocol):
