@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from zentitle_stripe.cli import main
+from zentitle_stripe.storage.sqlite import SCHEMA_VERSION
 from zentitle_stripe.testing import StripeEmulator, ZentitleEmulator
 
 URL = "https://licences.example.com/stripe/webhook"
@@ -261,9 +262,9 @@ def test_bad_durations_and_limits_are_usage_errors(env: Env) -> None:
 def test_migrate_prints_the_schema_version(env: Env) -> None:
     code, data = env.run_json("migrate")
     assert code == 0
-    assert data["version"] == 1
+    assert data["version"] == SCHEMA_VERSION
     code, out, _ = env.run("migrate")
-    assert "schema version 1" in out
+    assert f"schema version {SCHEMA_VERSION}" in out
 
     env.monkeypatch.setenv("ZENTITLE_STRIPE_STORAGE", "memory://")
     assert env.run_json("migrate") == (0, env.run_json("migrate")[1])

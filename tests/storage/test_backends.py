@@ -17,7 +17,7 @@ from zentitle_stripe.storage import (
     open_storage,
     redact_url,
 )
-from zentitle_stripe.storage.sqlite import SQLiteStorage
+from zentitle_stripe.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 from zentitle_stripe.testing import StorageContract
 
 
@@ -68,12 +68,44 @@ def test_sqlite_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
     assert firsts.count(ClaimResult.CLAIMED.value) == 1
 
 
+def _sqlite_version(path: Path) -> tuple[str, ...]:
+    with sqlite3.connect(path) as conn:
+        row: tuple[str, ...] = conn.execute(
+            "SELECT value FROM zs_meta WHERE key='schema_version'"
+        ).fetchone()
+    return row
+
+
 def test_sqlite_records_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "v.db"
     SQLiteStorage(str(path)).close()
-    with sqlite3.connect(path) as conn:
-        version = conn.execute("SELECT value FROM zs_meta WHERE key='schema_version'").fetchone()
-    assert version == ("1",)
+    assert _sqlite_version(path) == (str(SCHEMA_VERSION),)
+
+
+def test_a_version_1_sqlite_file_is_upgraded_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    SQLiteStorage(str(path)).close()
+    with sqlite3.connect(path) as conn:  # back to version 1: no history yet
+        conn.executescript(
+            "DROP TRIGGER zs_events_finished; DROP TRIGGER zs_events_taken_over;"
+            "DROP TABLE zs_event_attempts;"
+            "UPDATE zs_meta SET value = '1' WHERE key = 'schema_version';"
+        )
+    storage = SQLiteStorage(str(path))
+    try:
+        assert _sqlite_version(path) == ("2",)
+        event = NewEvent(event_id="evt_1", source="stripe", type="invoice.paid", payload=b"{}")
+        storage.claim_event(event, owner="w1", lease_seconds=60, now=1_000.0)
+        storage.claim_event(event, owner="w2", lease_seconds=60, now=1_100.0)
+        record = storage.get_event("evt_1")
+        assert record is not None
+        assert [(a.attempt, a.owner, a.status) for a in record.history] == [(1, "w1", "abandoned")]
+    finally:
+        storage.close()
+    with sqlite3.connect(path) as conn:  # a newer version is never lowered
+        conn.execute("UPDATE zs_meta SET value = '99' WHERE key = 'schema_version'")
+    SQLiteStorage(str(path)).close()
+    assert _sqlite_version(path) == ("99",)
 
 
 def test_sqlite_driver_errors_become_storage_errors(tmp_path: Path) -> None:
@@ -135,6 +167,7 @@ def test_public_names_of_the_storage_modules_are_pinned() -> None:
         "Claim",
         "ClaimResult",
         "DEFAULT_STORAGE_URL",
+        "EventAttempt",
         "EventRecord",
         "EventStatus",
         "MemoryStorage",
@@ -146,6 +179,7 @@ def test_public_names_of_the_storage_modules_are_pinned() -> None:
         "decide_claim",
         "open_storage",
         "redact_url",
+        "stuck_events",
     ]
     assert zentitle_stripe.storage.memory.__all__ == ["MemoryStorage"]
     assert zentitle_stripe.storage.sqlite.__all__ == ["SCHEMA_VERSION", "SQLiteStorage"]

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.postgres import create_schema, drop_schema, find_server, with_search_path
 from zentitle_stripe.exceptions import ConfigurationError, StorageError
-from zentitle_stripe.storage import ClaimResult, NewEvent, Storage, open_storage
+from zentitle_stripe.storage import ClaimResult, EventStatus, NewEvent, Storage, open_storage
 from zentitle_stripe.testing import StorageContract
 
 pytestmark = pytest.mark.postgres
@@ -29,7 +29,7 @@ SERVER = find_server()
 
 import psycopg  # noqa: E402  (after the skip: psycopg may be missing)
 
-from zentitle_stripe.storage.postgres import PostgresStorage  # noqa: E402
+from zentitle_stripe.storage.postgres import SCHEMA_VERSION, PostgresStorage  # noqa: E402
 
 
 @pytest.fixture
@@ -94,12 +94,42 @@ def test_schema_version_is_recorded_and_migrate_is_idempotent(schema_url: str) -
     try:
         assert storage.schema_version() is None  # created on first use, not before
         storage.ping()
-        assert storage.schema_version() == 1
-        assert storage.migrate() == 1
-        assert storage.migrate() == 1
+        assert storage.schema_version() == SCHEMA_VERSION
+        assert storage.migrate() == SCHEMA_VERSION
+        assert storage.migrate() == SCHEMA_VERSION
         with psycopg.connect(schema_url) as conn:
             rows = conn.execute("SELECT key, value FROM zs_meta").fetchall()
-        assert rows == [("schema_version", "1")]
+        assert rows == [("schema_version", str(SCHEMA_VERSION))]
+    finally:
+        storage.close()
+
+
+def test_a_version_1_schema_is_upgraded_and_keeps_event_history(schema_url: str) -> None:
+    PostgresStorage(schema_url).migrate()
+    with psycopg.connect(schema_url) as conn:  # back to version 1: no history yet
+        conn.execute("DROP TABLE zs_event_attempts")
+        conn.execute("DROP FUNCTION zs_record_attempt CASCADE")
+        conn.execute("UPDATE zs_meta SET value = '1' WHERE key = 'schema_version'")
+    storage = PostgresStorage(schema_url, create_schema=False)
+    try:
+        with pytest.raises(StorageError, match="schema version 1, this code needs 2"):
+            storage.ping()
+        assert storage.migrate() == 2
+        event = NewEvent(event_id="evt_1", source="stripe", type="invoice.paid", payload=b"{}")
+        storage.claim_event(event, owner="w1", lease_seconds=60, now=1_000.0)
+        storage.finish_event(
+            "evt_1",
+            "stripe",
+            owner="w1",
+            status=EventStatus.FAILED,
+            outcome="failed",
+            detail="d",
+            error="boom",
+            now=1_001.0,
+        )
+        record = storage.get_event("evt_1")
+        assert record is not None
+        assert [(a.attempt, a.status, a.error) for a in record.history] == [(1, "failed", "boom")]
     finally:
         storage.close()
 
@@ -109,7 +139,7 @@ def test_create_schema_false_asks_for_migrate_then_works(schema_url: str) -> Non
     try:
         with pytest.raises(StorageError, match="zentitle-stripe migrate"):
             storage.get_event("evt_1")
-        assert storage.migrate() == 1
+        assert storage.migrate() == SCHEMA_VERSION
         assert storage.get_event("evt_1") is None
     finally:
         storage.close()
@@ -146,7 +176,7 @@ def test_concurrent_first_starts_on_an_empty_schema_all_succeed(schema_url: str)
         thread.join(timeout=30)
     try:
         assert errors == []
-        assert all(s.schema_version() == 1 for s in storages)
+        assert all(s.schema_version() == SCHEMA_VERSION for s in storages)
     finally:
         for storage in storages:
             storage.close()
@@ -188,4 +218,4 @@ def test_public_names_of_the_postgres_module_are_pinned() -> None:
     import zentitle_stripe.storage.postgres
 
     assert zentitle_stripe.storage.postgres.__all__ == ["SCHEMA_VERSION", "PostgresStorage"]
-    assert zentitle_stripe.storage.postgres.SCHEMA_VERSION == 1
+    assert zentitle_stripe.storage.postgres.SCHEMA_VERSION == 2

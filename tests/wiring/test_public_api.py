@@ -93,6 +93,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "DEFAULT_STORAGE_URL",
         "Claim",
         "ClaimResult",
+        "EventAttempt",
         "EventRecord",
         "EventStatus",
         "MemoryStorage",
@@ -104,6 +105,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "decide_claim",
         "open_storage",
         "redact_url",
+        "stuck_events",
     },
     "zentitle_stripe.flows": {
         "CODES_METADATA_KEY",

@@ -15,6 +15,7 @@ from ..exceptions import ConfigurationError
 from ._base import (
     Claim,
     ClaimResult,
+    EventAttempt,
     EventRecord,
     EventStatus,
     NewEvent,
@@ -23,6 +24,7 @@ from ._base import (
     check_state_write,
     decide_claim,
 )
+from ._history import stuck_events
 from .memory import MemoryStorage
 from .sqlite import SQLiteStorage
 
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_STORAGE_URL",
     "Claim",
     "ClaimResult",
+    "EventAttempt",
     "EventRecord",
     "EventStatus",
     "MemoryStorage",
@@ -41,6 +44,7 @@ __all__ = [
     "decide_claim",
     "open_storage",
     "redact_url",
+    "stuck_events",
 ]
 
 DEFAULT_STORAGE_URL = "sqlite:///zentitle_stripe.db"

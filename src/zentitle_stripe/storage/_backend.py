@@ -108,15 +108,19 @@ class Finish:
 
 @attrs.frozen
 class EventQuery:
-    """One `list_events` call: the filters and the page size."""
+    """One `list_events` (or `list_stuck_events`) call: the filters and the page size."""
 
     status: EventStatus | None = None
     source: str | None = None
     limit: int = 100
+    expired_by: float | None = None
+    """Only claims whose lease expired by this time (`list_stuck_events`)."""
 
     def matches(self, record: EventRecord) -> bool:
-        return (self.status is None or record.status is self.status) and (
-            self.source is None or record.source == self.source
+        return (
+            (self.status is None or record.status is self.status)
+            and (self.source is None or record.source == self.source)
+            and (self.expired_by is None or record.is_stuck(self.expired_by))
         )
 
 
@@ -172,6 +176,16 @@ class StorageBackend(abc.ABC):
         limit: int = 100,
     ) -> list[EventRecord]:
         return self._list(EventQuery(status, source, limit))
+
+    # -- stuck events (history: see `storage._history`) ----------------------------------
+
+    def list_stuck_events(
+        self, *, now: float, source: str | None = None, limit: int = 100
+    ) -> list[EventRecord]:
+        """Events claimed but never finished whose lease expired by `now` (a crashed or
+        stalled worker), most recently received first: what `events --status stuck`
+        shows and `replay --failed` takes over."""
+        return self._list(EventQuery(EventStatus.PROCESSING, source, limit, expired_by=now))
 
     @abc.abstractmethod
     def _claim(self, request: ClaimRequest) -> Claim:

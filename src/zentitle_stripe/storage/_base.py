@@ -19,6 +19,7 @@ from ..exceptions import StateConflict
 __all__ = [
     "Claim",
     "ClaimResult",
+    "EventAttempt",
     "EventRecord",
     "EventStatus",
     "NewEvent",
@@ -65,6 +66,35 @@ class NewEvent:
     api_version: str | None = None
 
 
+# -- attempt history ---------------------------------------------------------------------
+
+ABANDONED = "abandoned"
+"""The status of an attempt whose worker's lease expired before it finished (a crash,
+or a worker stalled past its lease), so that another worker took the event over."""
+
+
+@attrs.frozen
+class EventAttempt:
+    """One finished (or abandoned) attempt at an event, kept in its history.
+
+    The SQL backends record them in the database itself (a trigger on every finish and
+    every take-over), the memory backend as it stores the record; a replay therefore
+    never loses the outcome of an earlier run.
+    """
+
+    attempt: int
+    """Which attempt this was (1 for the first delivery)."""
+    finished_at: float
+    """When it finished, or when a successor took the event over (unix seconds)."""
+    owner: str | None
+    """The worker that made the attempt (`host/pid/random`)."""
+    status: str
+    """`"done"`, `"failed"`, or `"abandoned"` (lease expired, taken over)."""
+    outcome: str | None = None
+    detail: str | None = None
+    error: str | None = None
+
+
 @attrs.frozen
 class EventRecord:
     """What storage knows about one event."""
@@ -84,6 +114,9 @@ class EventRecord:
     updated_at: float = 0.0
     claimed_by: str | None = None
     lease_expires: float | None = None
+    history: tuple[EventAttempt, ...] = ()
+    """Earlier attempts, oldest first, as `get_event` and `list_events` of the built-in
+    backends return them (not the record inside a `Claim`)."""
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> EventRecord:
@@ -99,12 +132,18 @@ class EventRecord:
             self.status.value if name == "status" else getattr(self, name) for name in EVENT_FIELDS
         )
 
+    def is_stuck(self, now: float) -> bool:
+        """Claimed but never finished, and the claim's lease has expired by `now` (its
+        worker crashed or stalled): the next delivery or a `replay` may take it over."""
+        return self.status is EventStatus.PROCESSING and (self.lease_expires or 0.0) <= now
+
     def as_new_event(self) -> NewEvent:
         """The event as first received, to claim it again (`replay`)."""
         return NewEvent(**{name: getattr(self, name) for name in attrs.fields_dict(NewEvent)})
 
 
-EVENT_FIELDS = tuple(field.name for field in attrs.fields(EventRecord))
+# `history` lives in a table of its own (SQL) and is not a column of the events.
+EVENT_FIELDS = tuple(f.name for f in attrs.fields(EventRecord) if f.name != "history")
 EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
 """The columns of `EventRecord.from_row` and `EventRecord.to_row`, in field order."""
 

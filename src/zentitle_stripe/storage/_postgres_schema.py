@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StorageError
+from ._history import POSTGRES_HISTORY_SCHEMA
 
 if TYPE_CHECKING:
     import psycopg
@@ -56,6 +57,8 @@ _MIGRATIONS: tuple[str, ...] = (
         expires double precision NOT NULL
     );
     """,
+    # 1 -> 2: the attempt history of events, kept by a trigger on zs_events.
+    POSTGRES_HISTORY_SCHEMA,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

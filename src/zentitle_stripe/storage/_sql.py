@@ -23,6 +23,7 @@ from ._base import (
     SubscriptionState,
     check_state_write,
 )
+from ._history import ATTEMPT_COLUMNS, with_history
 
 Row = Sequence[Any]
 
@@ -74,6 +75,7 @@ _ACQUIRE_LOCK = (
     "WHERE zs_locks.owner = excluded.owner OR zs_locks.expires <= %s"
 )
 _RELEASE_LOCK = "DELETE FROM zs_locks WHERE name = %s AND owner = %s"
+_HISTORY_BATCH = 400  # event ids per history query: within SQLite's oldest variable limit
 
 
 def take_over_params(claimed: EventRecord) -> tuple[Any, ...]:
@@ -125,23 +127,28 @@ class SQLStorage(StorageBackend):
         return self._change("finish an event", _FINISH_EVENT, params) == 1
 
     def get_event(self, event_id: str, source: str = "stripe") -> EventRecord | None:
-        return record_in(self._fetch("read an event", SELECT_EVENT, (source, event_id)))
+        record = record_in(self._fetch("read an event", SELECT_EVENT, (source, event_id)))
+        return None if record is None else self._with_history([record])[0]
 
     def _list(self, query: EventQuery) -> list[EventRecord]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if query.status is not None:
             clauses.append("status = %s")
             params.append(query.status.value)
         if query.source is not None:
             clauses.append("source = %s")
             params.append(query.source)
+        if query.expired_by is not None:
+            clauses.append("lease_expires <= %s")
+            params.append(query.expired_by)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         statement = (
             f"SELECT {EVENT_COLUMNS} FROM zs_events {where} "  # noqa: S608
             f"ORDER BY received_at DESC, {self._insertion_order} DESC LIMIT %s"
         )
         rows = self._fetch("list events", statement, (*params, query.limit))
-        return [EventRecord.from_row(row) for row in rows]
+        return self._with_history([EventRecord.from_row(row) for row in rows])
 
     def get_subscription(self, subscription_id: str) -> SubscriptionState | None:
         rows = self._fetch("read a subscription", _SELECT_SUBSCRIPTION, (subscription_id,))
@@ -193,3 +200,20 @@ class SQLStorage(StorageBackend):
 
     def ping(self) -> None:
         self._fetch("answer a health check", self._ping, ())
+
+    # -- attempt history (the triggers of `storage._history` write it) -------------------
+
+    def _with_history(self, records: list[EventRecord]) -> list[EventRecord]:
+        """`records` with their attempt history, a few hundred events per query."""
+        rows: list[Row] = []
+        for source in sorted({r.source for r in records}):
+            ids = [r.event_id for r in records if r.source == source]
+            for start in range(0, len(ids), _HISTORY_BATCH):
+                batch = ids[start : start + _HISTORY_BATCH]
+                statement = (
+                    f"SELECT {ATTEMPT_COLUMNS} FROM zs_event_attempts "  # noqa: S608
+                    f"WHERE source = %s AND event_id IN ({', '.join(['%s'] * len(batch))}) "
+                    f"ORDER BY {self._insertion_order}"
+                )
+                rows.extend(self._fetch("read event histories", statement, (source, *batch)))
+        return with_history(records, rows)

@@ -11,6 +11,7 @@ import attrs
 
 from ._backend import ClaimRequest, EventQuery, Finish, Lease, StorageBackend, holds_claim
 from ._base import Claim, ClaimResult, EventRecord, SubscriptionState, check_state_write
+from ._history import EventTable
 
 __all__ = ["MemoryStorage"]
 
@@ -20,7 +21,7 @@ class MemoryStorage(StorageBackend):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._events: dict[tuple[str, str], EventRecord] = {}
+        self._events = EventTable()  # keeps each event's attempt history as it stores it
         self._subscriptions: dict[str, SubscriptionState] = {}
         self._customers: dict[str, str] = {}
         self._locks: dict[str, Lease] = {}

@@ -17,6 +17,7 @@ from typing import Any
 from ..exceptions import StorageError
 from ._backend import ClaimRequest
 from ._base import Claim, ClaimResult
+from ._history import SQLITE_HISTORY_SCHEMA
 from ._sql import (
     INSERT_EVENT,
     SELECT_EVENT,
@@ -29,7 +30,8 @@ from ._sql import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the initial schema; 2: the attempt history (`zs_event_attempts` and its triggers)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS zs_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,6 +69,14 @@ CREATE TABLE IF NOT EXISTS zs_locks (
     expires REAL NOT NULL
 );
 """
+# Every statement is `IF NOT EXISTS`: opening a file of an older version brings it up to
+# date, and the recorded version only ever goes up.
+_SCHEMA += SQLITE_HISTORY_SCHEMA
+_RECORD_VERSION = (
+    "INSERT INTO zs_meta (key, value) VALUES ('schema_version', '{version}') "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value "
+    "WHERE CAST(zs_meta.value AS INTEGER) < {version};"
+)
 
 
 @functools.lru_cache(maxsize=32)
@@ -89,8 +99,8 @@ class SQLiteStorage(SQLStorage):
         self._connections_lock = threading.Lock()
         with self._errors("create the schema"):
             # Constants only: no input reaches this SQL.
-            script = f"BEGIN IMMEDIATE;{_SCHEMA}INSERT OR IGNORE INTO zs_meta (key, value) "
-            script += f"VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;"
+            record = _RECORD_VERSION.format(version=SCHEMA_VERSION)
+            script = f"BEGIN IMMEDIATE;{_SCHEMA}{record}COMMIT;"
             self._conn().executescript(script)
 
     def __repr__(self) -> str:
