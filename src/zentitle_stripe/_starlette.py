@@ -2,23 +2,70 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from ._body import UploadAborted
 from .responses import WebhookResponse
+
+if TYPE_CHECKING:
+    from .provisioner import Provisioner
+
+Handle = Callable[[bytes, "str | None"], WebhookResponse]
+"""A blocking entry point of the core: raw body and signature header in, answer out."""
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def webhook_endpoints(engine: Provisioner) -> tuple[Endpoint, Endpoint]:
+    """The Stripe and the Zentitle2 webhook endpoints over `engine`."""
+    limit = engine.max_body_bytes
+
+    async def stripe_webhook(request: Request) -> Response:
+        handle = engine.handle_event
+        return await deliver(
+            request, handle, limit=limit, header="stripe-signature", source="stripe"
+        )
+
+    async def zentitle_webhook(request: Request) -> Response:
+        handle = engine.handle_zentitle_event
+        return await deliver(request, handle, limit=limit, header="n-signature", source="zentitle")
+
+    return stripe_webhook, zentitle_webhook
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body as received, but never more than `limit + 1` bytes: enough for the
-    core to answer 413, whatever the sender declared or streams."""
+    core to answer 413, whatever the sender declared or streams.
+
+    Raises `UploadAborted` when the client disconnects first.
+    """
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break
+    try:
+        async for chunk in request.stream():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+    except ClientDisconnect as exc:
+        raise UploadAborted(size) from exc
     return b"".join(chunks)
+
+
+async def deliver(
+    request: Request, handle: Handle, *, limit: int, header: str, source: str
+) -> Response:
+    """One webhook delivery: read the body, run `handle` in the threadpool (the core
+    blocks), render its answer. An aborted upload is one INFO line, not an error."""
+    try:
+        body = await read_body(request, limit)
+    except UploadAborted as aborted:
+        return render(aborted.response(source))
+    return render(await run_in_threadpool(handle, body, request.headers.get(header)))
 
 
 def render(response: WebhookResponse) -> Response:

@@ -12,18 +12,25 @@ init_app(app, Provisioner.from_env())
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .exceptions import MissingExtraError
 
 try:
     from flask import Blueprint, Flask, Response, request
+    from werkzeug.exceptions import ClientDisconnected
 except ImportError as exc:  # pragma: no cover - exercised by simulating a missing flask
     raise MissingExtraError("zentitle_stripe.flask", "flask") from exc
 
-from ._body import read_bounded
+from ._body import UploadAborted, read_bounded
 from .provisioner import Provisioner
 from .responses import WebhookResponse
+
+Handle = Callable[[bytes, "str | None"], WebhookResponse]
+
+# How Werkzeug says the client went away mid-body (OSError: from a raw input stream).
+_ABORTS = (ClientDisconnected, OSError)
 
 __all__ = ["init_app", "make_blueprint"]
 
@@ -39,17 +46,25 @@ def make_blueprint(
     zentitle_path: str = "/zentitle/webhook",
     name: str = "zentitle_stripe",
 ) -> Blueprint:
-    """A Blueprint with `POST stripe_path` (Stripe) and `POST zentitle_path` (Zentitle2)."""
+    """A Blueprint with `POST stripe_path` (Stripe) and `POST zentitle_path` (Zentitle2).
+
+    A client that disconnects before its body arrived is logged as one INFO line.
+    """
     blueprint = Blueprint(name, __name__)
+    limit = provisioner.max_body_bytes
+
+    def deliver(handle: Handle, header: str, source: str) -> Response:
+        try:
+            body = read_bounded(request.stream.read, limit, aborts=_ABORTS)
+        except UploadAborted as aborted:
+            return _render(aborted.response(source))
+        return _render(handle(body, request.headers.get(header)))
 
     def stripe_webhook() -> Response:
-        body = read_bounded(request.stream.read, provisioner.max_body_bytes)
-        return _render(provisioner.handle_event(body, request.headers.get("Stripe-Signature")))
+        return deliver(provisioner.handle_event, "Stripe-Signature", "stripe")
 
     def zentitle_webhook() -> Response:
-        body = read_bounded(request.stream.read, provisioner.max_body_bytes)
-        signature = request.headers.get("N-Signature")
-        return _render(provisioner.handle_zentitle_event(body, signature))
+        return deliver(provisioner.handle_zentitle_event, "N-Signature", "zentitle")
 
     blueprint.add_url_rule(stripe_path, "stripe_webhook", stripe_webhook, methods=["POST"])
     blueprint.add_url_rule(zentitle_path, "zentitle_webhook", zentitle_webhook, methods=["POST"])

@@ -21,6 +21,7 @@ from .exceptions import (
     PayloadTooLargeError,
     ProvisioningConfigError,
     RemoteAPIError,
+    StorageError,
     TransientError,
     WebhookRejected,
 )
@@ -118,7 +119,14 @@ INTERNAL_ERROR_REASON = (
 )
 """The reason sent for an unexpected error: its message may hold internals, the log has it."""
 
-_Reason = Literal["message", "intake", "generic"]
+STORAGE_UNAVAILABLE_REASON = (
+    "storage is unavailable, so the event could not be processed now; retry later "
+    "(`zentitle-stripe doctor` says why)"
+)
+"""The reason sent for a storage error: its message names the database (a path or a URL),
+which is not for the sender; the event's recorded error keeps it."""
+
+_Reason = Literal["message", "intake", "generic", "storage"]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -187,6 +195,7 @@ _TABLE: tuple[_Row, ...] = (
     _Row(_is(WebhookRejected), 400, "intake"),
     _Row(_is(EventInProgress), 409, "message", kind=OutcomeKind.DUPLICATE),
     _Row(_is(EventNotFound), 404, "intake"),
+    _Row(_is(StorageError), 503, "storage", transient=True),
     _Row(is_transient, 503, "message", transient=True),
     _Row(_is(ProvisioningConfigError, RemoteAPIError), None, "message"),
 )
@@ -207,7 +216,8 @@ def classify(
     | bad/missing signature, not an event | 400 | `failed` | message¹ | no | no |
     | same event in progress elsewhere | 409 | `duplicate` | message | no | no |
     | replay of an unrecorded event | 404 | `failed` | message¹ | no | no |
-    | transient: timeout, 429, 5xx, lock, storage | 503 | `failed` | message | hint or 30 s | no |
+    | storage unavailable | 503 | `failed` | fixed³ | 30 s | no |
+    | transient: timeout, 429, 5xx, lock | 503 | `failed` | message | hint or 30 s | no |
     | set-up problem, permanent API error | 422² | `failed` | message | no | no |
     | anything else (a bug) | 500 | `failed` | generic | no | yes |
 
@@ -215,10 +225,13 @@ def classify(
     processing a recorded event (`processing=True`) they are not meant for the sender,
     so the reason is the generic one, as for a bug.
     ² Or `config_error_status` (`ZENTITLE_STRIPE_CONFIG_ERROR_STATUS=200`).
+    ³ `STORAGE_UNAVAILABLE_REASON`: a storage error's message names the database.
     """
     row = next((r for r in _TABLE if r.matches(exc)), _UNEXPECTED)
     if row.reason == "message" or (row.reason == "intake" and not processing):
         reason = str(exc)
+    elif row.reason == "storage":
+        reason = STORAGE_UNAVAILABLE_REASON
     else:
         reason = INTERNAL_ERROR_REASON
     return Failure(

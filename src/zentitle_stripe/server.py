@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
-from .exceptions import MissingExtraError, ZentitleStripeError
+from .exceptions import MissingExtraError
 from .provisioner import Provisioner
 from .services import Services
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["JsonLogFormatter", "configure_logging", "create_app", "run", "serve_in_thread"]
 
 LogFormat = Literal["json", "text"]
+
+logger = logging.getLogger("zentitle_stripe")
 
 # The `extra` fields the core attaches to its per-event log records, in output order.
 EVENT_FIELDS = ("source", "event_id", "event_type", "outcome", "status", "duration_ms", "detail")
@@ -56,10 +58,13 @@ def create_app(
     stripe_path: str = "/stripe/webhook",
     zentitle_path: str = "/zentitle/webhook",
 ) -> Starlette:
-    """The ASGI app: both webhooks plus `GET /healthz` (storage ping, never a secret).
+    """The ASGI app: both webhooks plus `GET /healthz`.
 
-    Takes a [`Services`][zentitle_stripe.services.Services] or a provisioner; closing
-    stays with the caller.
+    `/healthz` answers `{"status": "ok"}`, or 503 with the parts that are unavailable
+    (`{"status": "unavailable", "unavailable": ["storage"]}`), never an error text or a
+    URL. A client that disconnects before its body arrived is one INFO line. Takes a
+    [`Services`][zentitle_stripe.services.Services] or a provisioner; closing stays
+    with the caller.
     """
     _require_server_extra()
     from starlette.applications import Starlette
@@ -67,27 +72,25 @@ def create_app(
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from ._starlette import read_body, render
+    from ._starlette import webhook_endpoints
 
     engine = _engine(provisioner)
-
-    async def stripe_webhook(request: Request) -> Response:
-        body = await read_body(request, engine.max_body_bytes)
-        signature = request.headers.get("stripe-signature")
-        return render(await run_in_threadpool(engine.handle_event, body, signature))
-
-    async def zentitle_webhook(request: Request) -> Response:
-        body = await read_body(request, engine.max_body_bytes)
-        signature = request.headers.get("n-signature")
-        return render(await run_in_threadpool(engine.handle_zentitle_event, body, signature))
+    stripe_webhook, zentitle_webhook = webhook_endpoints(engine)
 
     async def healthz(request: Request) -> Response:
+        unavailable = []
         try:
             await run_in_threadpool(engine.storage.ping)
         except Exception as exc:
-            # Our own errors carry safe, actionable messages; a driver's might not.
-            reason = str(exc) if isinstance(exc, ZentitleStripeError) else type(exc).__name__
-            return JSONResponse({"status": "unavailable", "reason": f"storage: {reason}"}, 503)
+            # Only the part and the error's type: the message may name the server or
+            # hold a URL, and this endpoint is unauthenticated. `doctor` tells why.
+            logger.warning(
+                "health check: storage unavailable (%s); `zentitle-stripe doctor` says why",
+                type(exc).__name__,
+            )
+            unavailable.append("storage")
+        if unavailable:
+            return JSONResponse({"status": "unavailable", "unavailable": unavailable}, 503)
         return JSONResponse({"status": "ok"})
 
     return Starlette(

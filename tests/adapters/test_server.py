@@ -37,27 +37,41 @@ def test_healthz_is_ok_while_storage_answers(world: EmulatedWorld) -> None:
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
-def test_healthz_reports_storage_trouble_without_secrets(
-    world: EmulatedWorld, monkeypatch: pytest.MonkeyPatch
+LEAKY_URL = "postgresql://app@db.internal:5432/licences?password=hunter2"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        StorageError(f"PostgreSQL storage {LEAKY_URL} could not answer a health check: timeout"),
+        RuntimeError(f"connection to {LEAKY_URL} refused"),
+    ],
+    ids=["storage-error", "driver-error"],
+)
+def test_healthz_names_only_the_unavailable_part(
+    error: Exception,
+    world: EmulatedWorld,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     def broken() -> None:
-        raise StorageError("the database is not reachable")
+        raise error
 
+    caplog.set_level(logging.INFO)
     monkeypatch.setattr(world.provisioner.storage, "ping", broken)
     response = TestClient(create_app(world.provisioner)).get("/healthz")
     assert response.status_code == 503
-    assert response.json() == {
-        "status": "unavailable",
-        "reason": "storage: the database is not reachable",
-    }
-
-    def driver_error() -> None:
-        raise RuntimeError("password=hunter2 rejected")
-
-    monkeypatch.setattr(world.provisioner.storage, "ping", driver_error)
-    response = TestClient(create_app(world.provisioner)).get("/healthz")
-    assert response.status_code == 503
-    assert "hunter2" not in response.text
+    assert response.json() == {"status": "unavailable", "unavailable": ["storage"]}
+    for leak in ("hunter2", "db.internal", "postgresql://", "timeout", "refused"):
+        assert leak not in response.text
+        assert leak not in caplog.text
+    [warning] = [r for r in caplog.records if r.name == "zentitle_stripe"]
+    assert warning.levelno == logging.WARNING
+    assert warning.exc_info is None
+    assert warning.getMessage() == (
+        f"health check: storage unavailable ({type(error).__name__}); "
+        "`zentitle-stripe doctor` says why"
+    )
 
 
 def test_json_log_formatter_emits_the_event_fields_only() -> None:

@@ -23,6 +23,7 @@ from zentitle_stripe.exceptions import (
 )
 from zentitle_stripe.responses import (
     INTERNAL_ERROR_REASON,
+    STORAGE_UNAVAILABLE_REASON,
     classify,
     is_transient,
     retry_after_for,
@@ -33,6 +34,7 @@ from zentitle_stripe.testing import invoice_paid_event, sign_stripe_payload
 
 FAILED, DUPLICATE = OutcomeKind.FAILED, OutcomeKind.DUPLICATE
 MESSAGE = object()  # stands for "the error's own message"
+STORAGE = STORAGE_UNAVAILABLE_REASON
 
 # error, status, outcome kind, reason, Retry-After, traceback logged
 TABLE: list[tuple[BaseException, int, OutcomeKind, object, float | None, bool]] = [
@@ -43,7 +45,7 @@ TABLE: list[tuple[BaseException, int, OutcomeKind, object, float | None, bool]] 
     (EventNotFound("no recorded stripe event evt_1"), 404, FAILED, MESSAGE, None, False),
     (TransientError("Zentitle2 timed out"), 503, FAILED, MESSAGE, 30, False),
     (TransientError("busy", retry_after=2.4), 503, FAILED, MESSAGE, 2.4, False),
-    (StorageError("database is locked"), 503, FAILED, MESSAGE, 30, False),
+    (StorageError("storage postgresql://u@db/x?password=pw down"), 503, FAILED, STORAGE, 30, False),
     (
         ZentitleAPIError("429", status=429, transient=True, retry_after=7),
         503,

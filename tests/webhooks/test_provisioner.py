@@ -405,6 +405,8 @@ def test_storage_outage_answers_503(processor: ScriptedProcessor, clock: Clock) 
     assert response.status == 503
     assert "Retry-After" in response.headers
     assert processor.seen == []
+    assert "x.db" not in response.body.decode()  # the database is not the sender's business
+    assert "storage is unavailable" in body_of(response)["detail"]
 
 
 def test_replay_of_an_unknown_event_is_404(provisioner: Provisioner) -> None:

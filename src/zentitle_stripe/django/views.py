@@ -7,12 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .._body import read_bounded
+from .._body import UploadAborted, read_bounded
 from ..provisioner import Provisioner
 from ..responses import WebhookResponse
 from ..services import Services
@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 View = Callable[[HttpRequest], HttpResponse]
+Handle = Callable[[bytes, "str | None"], WebhookResponse]
 
 _lock = threading.Lock()
 _provisioner: Provisioner | None = None
@@ -67,20 +68,31 @@ def _render(response: WebhookResponse) -> HttpResponse:
     return HttpResponse(response.body, status=response.status, headers=dict(response.headers))
 
 
+def _deliver(
+    request: HttpRequest, provisioner: Provisioner, handle: Handle, header: str, source: str
+) -> HttpResponse:
+    try:
+        # Django raises UnreadablePostError when the client goes away mid-body.
+        body = read_bounded(request.read, provisioner.max_body_bytes, aborts=(UnreadablePostError,))
+    except UploadAborted as aborted:
+        quiet = _render(aborted.response(source))
+        # Django logs every 4xx as a warning unless told it was logged: one INFO line is all.
+        quiet._has_been_logged = True
+        return quiet
+    return _render(handle(body, request.headers.get(header)))
+
+
 def _stripe_webhook(request: HttpRequest) -> HttpResponse:
     """Stripe's webhook: raw body and `Stripe-Signature` go to `handle_event`."""
     provisioner = get_provisioner()
-    body = read_bounded(request.read, provisioner.max_body_bytes)
-    signature = request.headers.get("Stripe-Signature")
-    return _render(provisioner.handle_event(body, signature))
+    return _deliver(request, provisioner, provisioner.handle_event, "Stripe-Signature", "stripe")
 
 
 def _zentitle_webhook(request: HttpRequest) -> HttpResponse:
     """Zentitle2's webhook: raw body and `N-Signature` go to `handle_zentitle_event`."""
     provisioner = get_provisioner()
-    body = read_bounded(request.read, provisioner.max_body_bytes)
-    signature = request.headers.get("N-Signature")
-    return _render(provisioner.handle_zentitle_event(body, signature))
+    handle = provisioner.handle_zentitle_event
+    return _deliver(request, provisioner, handle, "N-Signature", "zentitle")
 
 
 # Stripe and Zentitle2 cannot send a CSRF token: the signature is the authentication.
