@@ -14,7 +14,7 @@ from zentitle_stripe import ops
 from zentitle_stripe.exceptions import StorageError
 from zentitle_stripe.ops import CheckStatus
 from zentitle_stripe.storage import EventStatus, MemoryStorage
-from zentitle_stripe.storage.sqlite import SQLiteStorage
+from zentitle_stripe.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 from zentitle_stripe.stripe_api import StripeGateway
 from zentitle_stripe.testing import EmulatedWorld
 
@@ -600,7 +600,7 @@ def test_migrate_sqlite_and_memory(tmp_path: Path) -> None:
         result = ops.migrate_storage(storage)
     finally:
         storage.close()
-    assert result.version == 1
+    assert result.version == SCHEMA_VERSION
     assert ops.migrate_storage(MemoryStorage()).version is None
 
 

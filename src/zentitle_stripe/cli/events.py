@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from .. import ops
-from ..storage import EventStatus
+from ..exceptions import ConfigurationError
+from ..ops._common import iso
+from ..ops.events import status_text
+from ..provisioner import Provisioner
+from ..storage import EventRecord, EventStatus, Storage, stuck_events
+from ._app import APP_HELP, loaded_app
 from ._common import add_command, print_json, progress, services, storage_only
 
 _SOURCES = ["stripe", "zentitle"]
+STUCK = "stuck"
+"""The `--status` of events claimed, never finished, their lease expired (a crash)."""
+
+NEEDS_APP = (
+    "replaying Zentitle2 events runs your app's handlers (on_zentitle), which this process "
+    "does not have: pass --app yourapp.module:provisioner (a Provisioner or Services, or a "
+    "function returning one), or --source stripe to replay only Stripe events"
+)
 
 
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
@@ -18,11 +34,16 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         "events",
         _events,
         help="list recorded events",
-        description="List recorded webhook events, most recently received first.",
+        description="List recorded webhook events, most recently received first. Events "
+        "claimed by a worker that never finished (lease expired) show as stuck.",
     )
-    events.add_argument("--status", choices=[s.value for s in EventStatus])
+    statuses = [s.value for s in EventStatus] + [STUCK]
+    events.add_argument("--status", choices=statuses, help="stuck: processing, lease expired")
     events.add_argument("--source", choices=_SOURCES)
     events.add_argument("--limit", type=_positive, default=50, help="default: %(default)s")
+    events.add_argument(
+        "--history", action="store_true", help="also print every earlier attempt of each event"
+    )
 
     replay = add_command(
         subcommands,
@@ -30,15 +51,19 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         _replay,
         help="process recorded events again",
         description="Process recorded events again through the same code path as a "
-        "delivery. Exit 1 if any replay does not end with 200.",
+        "delivery. Exit 1 if any replay does not end with 200; exit 2 when Zentitle2 "
+        "events would be replayed without --app.",
     )
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("event_id", nargs="?", help="the event id (evt_... or a Zentitle2 id)")
-    target.add_argument("--failed", action="store_true", help="replay every failed event")
+    target.add_argument(
+        "--failed", action="store_true", help="replay every failed or stuck event, oldest first"
+    )
     replay.add_argument("--source", choices=_SOURCES, help="event source (default: stripe)")
     replay.add_argument(
         "--limit", type=_positive, default=1000, help="with --failed: at most this many"
     )
+    replay.add_argument("--app", metavar="MODULE:ATTRIBUTE", help=APP_HELP)
 
 
 def _positive(text: str) -> int:
@@ -51,33 +76,58 @@ def _positive(text: str) -> int:
     return value
 
 
-def _events(args: argparse.Namespace) -> int:
+def _listed(storage: Storage, args: argparse.Namespace, now: float) -> list[EventRecord]:
+    if args.status == STUCK:
+        return stuck_events(storage, now=now, source=args.source, limit=args.limit)
     status = EventStatus(args.status) if args.status else None
+    return storage.list_events(status=status, source=args.source, limit=args.limit)
+
+
+def _events(args: argparse.Namespace) -> int:
+    now = time.time()
     with storage_only() as storage:
-        records = storage.list_events(status=status, source=args.source, limit=args.limit)
+        records = _listed(storage, args, now)
     if args.json:
-        print_json([ops.event_to_json(r) for r in records])
+        print_json([ops.event_to_json(r, now=now) for r in records])
         return 0
     if not records:
         print("no recorded events match")
     for record in records:
-        data = ops.event_to_json(record)
         print(
-            f"{data['received_at']}  {record.source:<8} {record.event_id}  {record.type}  "
-            f"{record.status.value} x{record.attempts}  {record.outcome or '-'}: "
-            f"{record.detail or ''}"
+            f"{iso(record.received_at)}  {record.source:<8} {record.event_id}  "
+            f"{record.type}  {status_text(record, now)} x{record.attempts}  "
+            f"{record.outcome or '-'}: {record.detail or ''}"
         )
+        for attempt in record.history if args.history else ():
+            error = f" ({attempt.error})" if attempt.error else ""
+            print(
+                f"    #{attempt.attempt} {iso(attempt.finished_at)} {attempt.status} by "
+                f"{attempt.owner or '-'}: {attempt.outcome or '-'}: {attempt.detail or ''}{error}"
+            )
     return 0
 
 
+@contextlib.contextmanager
+def _replaying(args: argparse.Namespace) -> Iterator[tuple[Provisioner, Storage]]:
+    """The app's provisioner with `--app`, else one wired from the environment."""
+    if args.app:
+        with loaded_app(args.app) as provisioner:
+            yield provisioner, provisioner.storage
+    else:
+        with services() as built:
+            yield built.provisioner, built.storage
+
+
 def _replay(args: argparse.Namespace) -> int:
-    with services() as built:
+    with _replaying(args) as (provisioner, storage):
         if args.failed:
-            failed = ops.failed_events(built.storage, source=args.source, limit=args.limit)
+            failed = ops.failed_events(storage, source=args.source, limit=args.limit)
             targets = [(r.event_id, r.source) for r in failed]
         else:
             targets = [(args.event_id, args.source or "stripe")]
-        results = ops.replay_events(built.provisioner, targets, progress=progress)
+        if not args.app and any(source == "zentitle" for _, source in targets):
+            raise ConfigurationError(NEEDS_APP)
+        results = ops.replay_events(provisioner, targets, progress=progress)
     if args.json:
         print_json([r.to_json() for r in results])
     else:

@@ -65,6 +65,17 @@ class Router:
         """The handlers an event with `event_code` reaches: its own, then the catch-all."""
         return [*self._handlers.get(event_code, ()), *self._handlers.get(ANY, ())]
 
+    def unreplayable(self, event: ZentitleEvent) -> str | None:
+        """Why replaying `event` through this router would do nothing (no handler sees
+        its code: e.g. a process without the app's registrations), or `None`."""
+        if self.handlers_for(event.event_code):
+            return None
+        return (
+            f"not replayed: no handler for {event.event_code} is registered in this process, "
+            "so the event is left as it was; replay it where the app registers its handlers "
+            "(zentitle-stripe replay --app yourapp.module:provisioner)"
+        )
+
     def dispatch(self, event: ZentitleEvent) -> Outcome:
         """Call every handler for `event`; `ignored` when there is none.
 
