@@ -30,7 +30,7 @@ from .exceptions import (
 from .ledger import Ledger, Work
 from .responses import Outcome, WebhookResponse, classify
 from .signature import DEFAULT_TOLERANCE, verify_stripe_signature
-from .storage import NewEvent, Storage
+from .storage import EventRecord, NewEvent, Storage
 from .zentitle_router import Router, ZentitleHandler
 from .zentitle_webhooks import (
     EntitlementGroupCreated,
@@ -131,6 +131,18 @@ def _process_stripe(processor: EventProcessor, event: StripeEvent, owner: str) -
 def _dispatching(router: Router, event: ZentitleEvent) -> Work:
     """The work for a claimed Zentitle2 event: its handlers (no locks, so no owner)."""
     return lambda owner: router.dispatch(event)
+
+
+def _replay_work(router: Router, processor: EventProcessor, record: EventRecord) -> Work:
+    """The work of replaying `record`; refused (`ProvisioningConfigError`, the event left
+    as it was) for a Zentitle2 event no handler registered here would see."""
+    if record.source == ZENTITLE:
+        event = parse_zentitle_event(record.payload)
+        unreplayable = router.unreplayable(event)
+        if unreplayable:
+            raise ProvisioningConfigError(unreplayable)
+        return _dispatching(router, event)
+    return functools.partial(_process_stripe, processor, parse_event(record.payload))
 
 
 class Provisioner:
@@ -326,16 +338,10 @@ class Provisioner:
         if record is None:
             missing = EventNotFound(f"no recorded {source} event {event_id}")
             return classify(missing).response(event_id=event_id)
-        work: Work
-        if source == ZENTITLE:
-            event = parse_zentitle_event(record.payload)
-            unreplayable = self.zentitle_router.unreplayable(event)
-            if unreplayable:  # a replay that calls nothing is no success: leave the event
-                refused = classify(ProvisioningConfigError(unreplayable))
-                return refused.response(event_id=event_id, event_type=record.type)
-            work = _dispatching(self.zentitle_router, event)
-        else:
-            work = functools.partial(_process_stripe, self.processor, parse_event(record.payload))
+        try:
+            work = _replay_work(self.zentitle_router, self.processor, record)
+        except ProvisioningConfigError as exc:  # a replay that calls nothing is no success
+            return classify(exc).response(event_id=event_id, event_type=record.type)
         return self._ledger.run(record.as_new_event(), work, started=started, replay=True)
 
     def on_zentitle(self, event_code: str) -> Callable[[Callable[[E], None]], Callable[[E], None]]:

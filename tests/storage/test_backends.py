@@ -190,4 +190,5 @@ def test_public_names_of_the_storage_modules_are_pinned() -> None:
 def test_every_built_in_backend_is_a_storage(tmp_path: Path) -> None:
     for backend in (MemoryStorage(), SQLiteStorage(str(tmp_path / "s.db"))):
         assert isinstance(backend, Storage)
+        assert backend.keeps_history  # so the contract's history tests apply in full
         backend.close()

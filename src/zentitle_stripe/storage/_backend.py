@@ -9,6 +9,7 @@ the same rules in their statements' `WHERE` clauses, where they must be atomic.
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import attrs
 
@@ -177,7 +178,10 @@ class StorageBackend(abc.ABC):
     ) -> list[EventRecord]:
         return self._list(EventQuery(status, source, limit))
 
-    # -- stuck events (history: see `storage._history`) ----------------------------------
+    # -- stuck events and history (see `storage._history`) ------------------------------
+
+    keeps_history: ClassVar[bool] = True
+    """`get_event` and `list_events` return each event's `history` (the contract checks it)."""
 
     def list_stuck_events(
         self, *, now: float, source: str | None = None, limit: int = 100

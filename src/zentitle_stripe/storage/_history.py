@@ -37,6 +37,10 @@ ATTEMPT_COLUMNS = "source, event_id, attempt, finished_at, owner, status, outcom
 """The columns of `zs_event_attempts` in `EventAttempt` order, after the event's key."""
 
 
+_IN_FLIGHT = 1000
+"""How many unexpired claims `stuck_events` looks past on a backend without its own query."""
+
+
 def stuck_events(
     storage: Storage, *, now: float, source: str | None = None, limit: int = 100
 ) -> list[EventRecord]:
@@ -44,14 +48,17 @@ def stuck_events(
     stalled worker), most recently received first.
 
     Uses the backend's `list_stuck_events` (every built-in one has it); for a backend of
-    your own without it, filters its `processing` events.
+    your own without it, filters its `processing` events (looking past up to
+    `_IN_FLIGHT` events still within their lease).
     """
     lister = getattr(storage, "list_stuck_events", None)
     if callable(lister):
         found: list[EventRecord] = lister(now=now, source=source, limit=limit)
         return found
-    processing = storage.list_events(status=EventStatus.PROCESSING, source=source, limit=limit)
-    return [record for record in processing if record.is_stuck(now)]
+    processing = storage.list_events(
+        status=EventStatus.PROCESSING, source=source, limit=limit + _IN_FLIGHT
+    )
+    return [record for record in processing if record.is_stuck(now)][:limit]
 
 
 def attempt_between(old: EventRecord | None, new: EventRecord) -> EventAttempt | None:

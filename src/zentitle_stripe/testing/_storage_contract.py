@@ -15,7 +15,6 @@ requires pytest.
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 from collections.abc import Iterator
@@ -27,13 +26,12 @@ import attrs
 from ..exceptions import StateConflict
 from ..storage import (
     ClaimResult,
-    EventRecord,
     EventStatus,
     NewEvent,
     Storage,
     SubscriptionState,
-    stuck_events,
 )
+from ._history_contract import HistoryContract
 
 __all__ = ["StorageContract"]
 
@@ -177,7 +175,7 @@ class _LeaseAndStateRules:
         assert not self.storage.extend_lock(lock, owner="b", lease_seconds=10, now=NOW + 21)
 
 
-class StorageContract(_LeaseAndStateRules):
+class StorageContract(_LeaseAndStateRules, HistoryContract):
     """Behaviour the provisioner relies on; override
     [`make_storage`][zentitle_stripe.testing.StorageContract.make_storage]."""
 
@@ -397,81 +395,3 @@ class StorageContract(_LeaseAndStateRules):
 
     def test_ping(self) -> None:
         self.storage.ping()
-
-    # -- attempt history and stuck events ----------------------------------------------
-
-    def _attempts(self, event_id: str = "evt_1") -> list[tuple[int, str | None, str, str | None]]:
-        record = self.storage.get_event(event_id)
-        assert record is not None
-        return [(a.attempt, a.owner, a.status, a.outcome) for a in record.history]
-
-    def test_history_keeps_every_finished_attempt_through_a_replay(self) -> None:
-        self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
-        assert self._attempts() == []
-        self._finish(status=EventStatus.FAILED)
-        self.storage.claim_event(_event(), owner="w2", lease_seconds=LEASE, now=NOW + 2)
-        self._finish(owner="w2")
-        self.storage.claim_event(
-            _event(), owner="replay", lease_seconds=LEASE, now=NOW + 3, reclaim_done=True
-        )
-        self._finish(owner="replay")
-        assert self._attempts() == [
-            (1, "w1", "failed", "failed"),
-            (2, "w2", "done", "provisioned"),
-            (3, "replay", "done", "provisioned"),
-        ]
-        record = self.storage.get_event("evt_1")
-        assert record is not None
-        first = record.history[0]
-        assert (first.finished_at, first.detail, first.error) == (NOW + 1, "detail text", "boom")
-        assert record.history[1].error is None
-
-    def test_a_take_over_records_the_abandoned_attempt_and_a_stale_finish_nothing(
-        self,
-    ) -> None:
-        self.storage.claim_event(_event(), owner="w1", lease_seconds=LEASE, now=NOW)
-        later = NOW + LEASE + 1
-        self.storage.claim_event(_event(), owner="w2", lease_seconds=LEASE, now=later)
-        assert not self._finish(owner="w1")  # the crashed worker comes back too late
-        assert self._finish(owner="w2")
-        assert self._attempts() == [(1, "w1", "abandoned", None), (2, "w2", "done", "provisioned")]
-        record = self.storage.get_event("evt_1")
-        assert record is not None
-        assert record.history[0].finished_at == later
-        assert "lease expired" in (record.history[0].detail or "")
-
-    def test_listed_events_carry_the_same_history_as_get_event(self) -> None:
-        for i in range(3):
-            self.storage.claim_event(_event(f"evt_{i}"), owner="w", lease_seconds=LEASE, now=NOW)
-            self._finish(f"evt_{i}", owner="w", status=EventStatus.FAILED)
-        self.storage.claim_event(
-            _event("evt_1", source="zentitle"), owner="w", lease_seconds=LEASE, now=NOW
-        )
-        for record in self.storage.list_events():
-            assert record.history == self._record(record.event_id, record.source).history
-        assert [len(r.history) for r in self.storage.list_events()] == [0, 1, 1, 1]
-
-    def _record(self, event_id: str, source: str) -> EventRecord:
-        record = self.storage.get_event(event_id, source)
-        assert record is not None
-        return record
-
-    def test_stuck_events_are_the_claims_whose_lease_expired(self) -> None:
-        lister = functools.partial(stuck_events, self.storage)
-        for i in range(4):
-            self.storage.claim_event(
-                _event(f"evt_{i}"), owner=f"w{i}", lease_seconds=LEASE, now=NOW + i
-            )
-        self._finish("evt_0", owner="w0", status=EventStatus.FAILED)
-        self.storage.claim_event(
-            _event("evt_z", source="zentitle"), owner="wz", lease_seconds=LEASE, now=NOW
-        )
-        # At NOW + LEASE + 2 the claims made at NOW, +1 and +2 have expired, +3 has not.
-        at = NOW + LEASE + 2
-        assert [r.event_id for r in lister(now=at)] == ["evt_2", "evt_1", "evt_z"]
-        assert [r.event_id for r in lister(now=at, source="stripe", limit=1)] == ["evt_2"]
-        assert [r.event_id for r in lister(now=at, source="zentitle")] == ["evt_z"]
-        assert lister(now=NOW + 1) == []
-        assert all(r.is_stuck(at) for r in lister(now=at))
-        self.storage.claim_event(_event("evt_1"), owner="next", lease_seconds=LEASE, now=at)
-        assert [r.event_id for r in lister(now=at)] == ["evt_2", "evt_z"]
