@@ -8,12 +8,14 @@ and what it should look like, at start-up rather than on the first webhook.
 from __future__ import annotations
 
 import hmac
+import math
 import os
 from collections.abc import Callable, Mapping
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
 
+from ._untrusted import finite_number
 from .exceptions import ConfigurationError
 from .signature import DEFAULT_TOLERANCE
 from .storage import DEFAULT_STORAGE_URL, redact_url
@@ -60,6 +62,11 @@ def _url_repr(url: str) -> str:
     return repr(redact_url(url))
 
 
+def _finite(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    """Refuse `nan`, `inf` and negative numbers (zero too, except for the tolerance)."""
+    finite_number(value, f"Settings.{attribute.name}", positive=attribute.name != "tolerance")
+
+
 @attrs.frozen
 class Settings:
     """Everything [`Provisioner.from_env`][zentitle_stripe.Provisioner.from_env] needs.
@@ -76,13 +83,13 @@ class Settings:
     zentitle_webhook_public_key: str | None = attrs.field(default=None, repr=False)
     zentitle_api_version: str = "2025-10-10"
     storage_url: str = attrs.field(default=DEFAULT_STORAGE_URL, repr=_url_repr)
-    tolerance: float = DEFAULT_TOLERANCE
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    lease_seconds: float = 120.0
+    tolerance: float = attrs.field(default=DEFAULT_TOLERANCE, validator=_finite)
+    max_body_bytes: int = attrs.field(default=DEFAULT_MAX_BODY_BYTES, validator=_finite)
+    lease_seconds: float = attrs.field(default=120.0, validator=_finite)
     config_error_status: int = 422
     lookup_key_fallback: bool = False
     seat_policy: SeatPolicy = "multiply"
-    http_timeout: float = 10.0
+    http_timeout: float = attrs.field(default=10.0, validator=_finite)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -168,6 +175,10 @@ class _Reader:
         text, value = self._parsed(name, float, "a number")
         if value is None:
             return default
+        if not math.isfinite(value):  # nan passes every comparison: it would disable a limit
+            raise ConfigurationError(
+                f"{name} must be a finite number of seconds, got {text!r} (nan and inf are refused)"
+            )
         if value < 0 or (positive and value == 0):
             rule = "must be positive" if positive else "must not be negative"
             raise ConfigurationError(f"{name} {rule}, got {text!r}")
@@ -187,9 +198,13 @@ class _Reader:
         if not text:
             return text, None
         try:
+            if not text.isascii():  # int() and float() also read other scripts' digits
+                raise ValueError(text)
             return text, parse(text)
         except ValueError:
-            raise ConfigurationError(f"{name} must be {what}, got {text!r}") from None
+            raise ConfigurationError(
+                f"{name} must be {what} in ASCII digits, got {text!r}"
+            ) from None
 
     def boolean(self, name: str, default: bool) -> bool:
         text = self.env.get(name, "").strip().lower()

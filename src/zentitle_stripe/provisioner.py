@@ -18,19 +18,20 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ._closing import Closer
+from ._intake import STRIPE, ZENTITLE, refused, stripe_record, zentitle_record
+from ._untrusted import bounded_body, finite_number
 from .config import DEFAULT_MAX_BODY_BYTES, SeatPolicy, Secret, Settings
 from .events import StripeEvent, parse_event
 from .exceptions import (
     ConfigurationError,
     EventNotFound,
-    PayloadTooLargeError,
+    InvalidPayloadError,
     ProvisioningConfigError,
-    WebhookRejected,
 )
 from .ledger import Ledger, Work
 from .responses import Outcome, WebhookResponse, classify
 from .signature import DEFAULT_TOLERANCE, verify_stripe_signature
-from .storage import EventRecord, NewEvent, Storage
+from .storage import EventRecord, Storage
 from .zentitle_router import Router, ZentitleHandler
 from .zentitle_webhooks import (
     EntitlementGroupCreated,
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
     from .zentitle import ZentitleAPI
 
 __all__ = ["EventProcessor", "Provisioner", "ZentitleHandler"]
-
-STRIPE = "stripe"
-ZENTITLE = "zentitle"
 
 E = TypeVar("E", bound=ZentitleEvent)
 
@@ -85,37 +83,6 @@ _NO_KEY = (
 )
 
 
-def _bounded(payload: bytes | str, limit: int) -> bytes:
-    body = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-    if len(body) > limit:
-        raise PayloadTooLargeError(
-            f"body is larger than the {limit} byte limit (ZENTITLE_STRIPE_MAX_BODY_BYTES)"
-        )
-    return body
-
-
-def _stripe_record(event: StripeEvent, body: bytes) -> NewEvent:
-    return NewEvent(
-        event_id=event.id,
-        source=STRIPE,
-        type=event.type,
-        payload=body,
-        created=event.created,
-        api_version=event.api_version,
-    )
-
-
-def _zentitle_record(event: ZentitleEvent, body: bytes) -> NewEvent:
-    created = int(event.event_date.timestamp()) if event.event_date else None
-    return NewEvent(
-        event_id=event.event_id,
-        source=ZENTITLE,
-        type=event.event_code,
-        payload=body,
-        created=created,
-    )
-
-
 def _process_stripe(processor: EventProcessor, event: StripeEvent, owner: str) -> Outcome:
     """The work for a claimed Stripe event: the processor's, unless it has none to do."""
     if event.thin:
@@ -125,7 +92,13 @@ def _process_stripe(processor: EventProcessor, event: StripeEvent, owner: str) -
         )
     if event.type not in processor.event_types:
         return Outcome.ignored(f"event type {event.type} is not one this endpoint acts on")
-    return processor.process(event, owner=owner)
+    try:
+        return processor.process(event, owner=owner)
+    except InvalidPayloadError as exc:  # the event's own data: no retry or replay changes it
+        raise ProvisioningConfigError(
+            f"event {event.id} carries data that cannot be used, so nothing was done for it: "
+            f"{exc}. If Stripe did not send this event, rotate the endpoint's signing secret"
+        ) from exc
 
 
 def _dispatching(router: Router, event: ZentitleEvent) -> Work:
@@ -210,8 +183,8 @@ class Provisioner:
         if isinstance(zentitle_webhook_key, str):
             zentitle_webhook_key = ZentitleWebhookKey.from_config(zentitle_webhook_key)
         self.zentitle_webhook_key = zentitle_webhook_key
-        self.tolerance = tolerance
-        self.max_body_bytes = max_body_bytes
+        self.tolerance = finite_number(tolerance, "tolerance")
+        self.max_body_bytes = finite_number(max_body_bytes, "max_body_bytes", positive=True)
         self.zentitle_router = Router()
         """Where [`on_zentitle`][zentitle_stripe.Provisioner.on_zentitle] registers handlers."""
         self._ledger = Ledger(
@@ -312,16 +285,16 @@ class Provisioner:
     ) -> WebhookResponse:
         started = time.perf_counter()
         try:
-            body = _bounded(payload, self.max_body_bytes)
+            body = bounded_body(payload, self.max_body_bytes)
             if verify:
                 verify_stripe_signature(
                     body, signature, self._secrets, tolerance=self.tolerance, clock=self.clock
                 )
             event = parse_event(body)
-        except WebhookRejected as exc:
-            return self._ledger.refuse(STRIPE, exc, started)
-        work = functools.partial(_process_stripe, self.processor, event)
-        return self._ledger.run(_stripe_record(event, body), work, started=started)
+            work = functools.partial(_process_stripe, self.processor, event)
+            return self._ledger.run(stripe_record(event, body), work, started=started)
+        except Exception as exc:  # refused; a bug is answered 500, never raised to the server
+            return refused(self._ledger, STRIPE, exc, started)
 
     def replay(self, event_id: str, source: str = STRIPE) -> WebhookResponse:
         """Process a recorded event again through the same code path (even if done).
@@ -365,18 +338,16 @@ class Provisioner:
         handlers run in the calling thread.
         """
         started = time.perf_counter()
-        if self.zentitle_webhook_key is None:
-            # Always 422, never the 200 of ZENTITLE_STRIPE_CONFIG_ERROR_STATUS: an
-            # unverifiable body is not recorded, so only Zentitle2's retry can bring it back.
-            return self._ledger.refuse(ZENTITLE, ProvisioningConfigError(_NO_KEY), started)
         try:
-            body = _bounded(payload, self.max_body_bytes)
+            if self.zentitle_webhook_key is None:  # refused (422), never recorded
+                raise ProvisioningConfigError(_NO_KEY)
+            body = bounded_body(payload, self.max_body_bytes)
             self.zentitle_webhook_key.verify(body, signature)
             event = parse_zentitle_event(body)
-        except WebhookRejected as exc:
-            return self._ledger.refuse(ZENTITLE, exc, started)
-        work = _dispatching(self.zentitle_router, event)
-        return self._ledger.run(_zentitle_record(event, body), work, started=started)
+            work = _dispatching(self.zentitle_router, event)
+            return self._ledger.run(zentitle_record(event, body), work, started=started)
+        except Exception as exc:  # refused; a bug is answered 500, never raised to the server
+            return refused(self._ledger, ZENTITLE, exc, started)
 
     def activation_details(self, event: EntitlementGroupCreated) -> ActivationDetails:
         """Recipient, name and activation codes for an `entitlement.group.created` event.

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
+import attrs
 import pytest
 
+from zentitle_stripe import Provisioner
 from zentitle_stripe.config import Secret, Settings
-from zentitle_stripe.exceptions import ConfigurationError
+from zentitle_stripe.exceptions import ConfigurationError, SignatureVerificationError
+from zentitle_stripe.signature import compute_signature, verify_stripe_signature
+from zentitle_stripe.storage import MemoryStorage
+from zentitle_stripe.testing import invoice_paid_event
 
 ENV = {
     "STRIPE_API_KEY": "sk_test_abc123secret",
@@ -112,3 +121,69 @@ def test_secret_hides_itself_and_compares_by_value() -> None:
     assert secret == Secret("hunter2")
     assert secret != Secret("hunter3")
     assert secret.reveal() == "hunter2"
+
+
+NUMERIC_SETTINGS = [
+    "ZENTITLE_STRIPE_TOLERANCE",
+    "ZENTITLE_STRIPE_LEASE_SECONDS",
+    "ZENTITLE_STRIPE_HTTP_TIMEOUT",
+    "ZENTITLE_STRIPE_MAX_BODY_BYTES",
+    "ZENTITLE_STRIPE_CONFIG_ERROR_STATUS",
+]
+
+
+@pytest.mark.parametrize("name", NUMERIC_SETTINGS)
+@pytest.mark.parametrize(
+    "value", ["nan", "NaN", "-nan", "inf", "INF", "-inf", "Infinity", "-Infinity", "1e999"]
+)
+def test_non_finite_numbers_are_refused_by_name(name: str, value: str) -> None:
+    """`nan` passes every comparison (`t < now - nan` is false), so it switched limits off."""
+    with pytest.raises(ConfigurationError, match=name) as info:
+        Settings.from_env({**ENV, name: value})
+    assert repr(value) in str(info.value)
+
+
+@pytest.mark.parametrize("name", NUMERIC_SETTINGS)
+@pytest.mark.parametrize(
+    "value", ["\u0663\u0660\u0660", "\u00b3\u2070\u2070", "\uff13\uff10\uff10"]
+)
+def test_numbers_in_other_scripts_digits_are_refused(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"{name} must be .* in ASCII digits"):
+        Settings.from_env({**ENV, name: value})
+
+
+@pytest.mark.parametrize("field", ["tolerance", "lease_seconds", "http_timeout", "max_body_bytes"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1])
+def test_settings_built_by_hand_refuse_non_finite_numbers(field: str, value: float) -> None:
+    fields: dict[str, Any] = {field: value}
+    with pytest.raises(ConfigurationError, match=f"Settings.{field}"):
+        attrs.evolve(Settings.from_env(ENV), **fields)
+
+
+def test_a_nan_tolerance_no_longer_lets_a_2001_signature_through() -> None:
+    """Issue 13: with ZENTITLE_STRIPE_TOLERANCE=nan a signature from 2001 was accepted."""
+    body = json.dumps(invoice_paid_event([], event_id="evt_2001")).encode()
+    in_2001 = 1_000_000_000
+    header = f"t={in_2001},v1={compute_signature(in_2001, body, 'whsec_one')}"
+
+    with pytest.raises(ConfigurationError, match="ZENTITLE_STRIPE_TOLERANCE must be a finite"):
+        Settings.from_env({**ENV, "ZENTITLE_STRIPE_TOLERANCE": "nan"})
+    with pytest.raises(ConfigurationError, match="tolerance must be a finite number"):
+        Provisioner(webhook_secrets=["whsec_one"], storage=MemoryStorage(), tolerance=math.nan)
+
+    provisioner = Provisioner(webhook_secrets=["whsec_one"], storage=MemoryStorage())
+    response = provisioner.handle_event(body, header)
+    assert response.status == 400
+    assert "older than the 300 s tolerance" in json.loads(response.body)["detail"]
+    provisioner.tolerance = math.nan  # set after construction: still refused, and says why
+    response = provisioner.handle_event(body, header)
+    assert response.status == 400
+    assert "age check is misconfigured" in json.loads(response.body)["detail"]
+    assert provisioner.storage.list_events() == []
+    with pytest.raises(SignatureVerificationError, match="ZENTITLE_STRIPE_TOLERANCE"):
+        verify_stripe_signature(body, header, ["whsec_one"], tolerance=math.inf)
+
+
+def test_a_nan_body_limit_is_refused_by_hand_too() -> None:
+    with pytest.raises(ConfigurationError, match="max_body_bytes must be positive"):
+        Provisioner(webhook_secrets=["whsec_one"], storage=MemoryStorage(), max_body_bytes=0)

@@ -185,8 +185,8 @@ def test_unknown_code_is_a_plain_event_with_lower_camel_payload() -> None:
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        (b"\xff\xfe", "not JSON"),
-        (b"{", "not JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"{", "not valid JSON"),
         (b"[]", "not a JSON object"),
         (b'{"eventCode": "x"}', "no eventId"),
         (b'{"eventId": "e", "eventCode": ""}', "no eventCode"),

@@ -25,6 +25,7 @@ from ._base import (
     decide_claim,
 )
 from ._history import stuck_events
+from ._redact import redact_url
 from .memory import MemoryStorage
 from .sqlite import SQLiteStorage
 
@@ -74,13 +75,3 @@ def open_storage(url: str, *, setting: str = "ZENTITLE_STRIPE_STORAGE") -> Stora
     raise ConfigurationError(
         f"{setting} has an unknown scheme {scheme!r}: use sqlite://, memory:// or postgresql://"
     )
-
-
-def redact_url(url: str) -> str:
-    """Hide the password of a URL before it goes into a message or log."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if sep and at and ":" in userinfo:
-        user = userinfo.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url

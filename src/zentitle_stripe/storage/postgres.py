@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..exceptions import ConfigurationError, MissingExtraError, StorageError
-from . import redact_url
 from ._backend import ClaimRequest
 from ._base import Claim, ClaimResult, EventRecord
+from ._redact import redact_text, redact_url
 from ._sql import INSERT_EVENT, SELECT_EVENT, TAKE_OVER_EVENT, Row, SQLStorage, take_over_params
 
 try:
@@ -65,6 +65,7 @@ class PostgresStorage(SQLStorage):
         create_schema: bool = True,
     ) -> None:
         self._where = redact_url(url)
+        self._url = url  # only to hide its secrets in driver messages
         self._timeout = timeout
         self._create_schema = create_schema
         self._schema_ready = False
@@ -73,8 +74,8 @@ class PostgresStorage(SQLStorage):
             conninfo_to_dict(url)
         except psycopg.Error as exc:
             raise ConfigurationError(
-                f"{self._where} is not a valid PostgreSQL URL: {str(exc).strip()}"
-            ) from exc
+                f"{self._where} is not a valid PostgreSQL URL: {self._reason(exc)}"
+            ) from None
         # libpq's connect_timeout is whole seconds and treats < 2 as 2.
         connect_timeout = max(2, math.ceil(timeout))
         with self._errors("open a connection pool"):
@@ -93,6 +94,10 @@ class PostgresStorage(SQLStorage):
     def __repr__(self) -> str:
         return f"PostgresStorage({self._where!r})"
 
+    def _reason(self, exc: Exception) -> str:
+        """The driver's message, without any secret of the URL it may quote."""
+        return redact_text(str(exc).strip(), self._url)
+
     # -- plumbing ---------------------------------------------------------------------
 
     @contextmanager
@@ -101,7 +106,7 @@ class PostgresStorage(SQLStorage):
         try:
             yield
         except psycopg.Error as exc:
-            reason = str(exc).strip()
+            reason = self._reason(exc)
             if isinstance(exc, PoolTimeout):
                 # The pool retries connecting in the background and only logs why it fails.
                 reason += (

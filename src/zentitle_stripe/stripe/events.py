@@ -16,14 +16,25 @@ for the record. Missing and ``null`` fields are treated alike.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from .._untrusted import checked_id, checked_int64, load_json, shown
 from ..exceptions import InvalidPayloadError
-from ._fields import EMPTY, as_id, as_int, as_list, as_map, as_str, as_str_map, require_id
+from ._fields import (
+    EMPTY,
+    ID_RULE,
+    as_id,
+    as_list,
+    as_map,
+    as_quantity,
+    as_str,
+    as_str_map,
+    as_time,
+    require_id,
+)
 
 __all__ = [
     "Invoice",
@@ -36,6 +47,8 @@ __all__ = [
     "parse_invoice_line",
     "parse_subscription",
 ]
+
+_ENVELOPE_RULE = f"{ID_RULE}, so this body was not sent by Stripe as it is"
 
 
 @attrs.frozen
@@ -128,23 +141,25 @@ class Subscription:
 def parse_event(payload: bytes | str) -> StripeEvent:
     """Parse a verified body into a [`StripeEvent`][zentitle_stripe.stripe.events.StripeEvent].
 
-    Anything that is not a Stripe event raises `InvalidPayloadError` saying what is wrong.
+    Anything that is not a Stripe event raises `InvalidPayloadError` saying what is wrong,
+    and so does an envelope storage could not record: an `id` or `type` that is not
+    printable text of at most 255 characters, a `created` beyond 64 bits, JSON nested
+    more than [`MAX_DEPTH`][zentitle_stripe._untrusted.MAX_DEPTH] levels.
     """
-    try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidPayloadError(f"body is not valid JSON ({exc.__class__.__name__})") from None
+    data = load_json(payload, "body")
     if not isinstance(data, dict):
         raise InvalidPayloadError("body is not a JSON object, so it is not a Stripe event")
     kind = data.get("object")
     event_id = data.get("id")
-    event_type = data.get("type")
     if kind not in ("event", "v2.core.event") or not isinstance(event_id, str):
         raise InvalidPayloadError(
             'body is not a Stripe event: expected an object with "object": "event" and an id'
         )
+    event_id = checked_id(event_id, "event id", _ENVELOPE_RULE)
+    event_type = data.get("type")
     if not isinstance(event_type, str) or not event_type:
         raise InvalidPayloadError(f"event {event_id} has no type")
+    event_type = checked_id(event_type, f"event {event_id}: type", _ENVELOPE_RULE)
     thin = kind == "v2.core.event"
     obj: Any = EMPTY
     if not thin:
@@ -152,11 +167,10 @@ def parse_event(payload: bytes | str) -> StripeEvent:
         obj = event_data.get("object") if isinstance(event_data, dict) else None
         if not isinstance(obj, dict):
             raise InvalidPayloadError(f"event {event_id} has no data.object")
-    created = data.get("created")
     return StripeEvent(
         id=event_id,
         type=event_type,
-        created=created if isinstance(created, int) else None,
+        created=checked_int64(data.get("created"), f"event {event_id}: created"),
         api_version=as_str(data.get("api_version")),
         livemode=data.get("livemode") is True,
         object=obj,
@@ -169,14 +183,17 @@ def parse_invoice(obj: Mapping[str, Any]) -> Invoice:
     invoice_id = require_id(obj, "event's invoice")
     parent = as_map(obj.get("parent"))
     sub_details = as_map(parent.get("subscription_details"))
-    subscription_id = as_id(sub_details.get("subscription")) or as_id(obj.get("subscription"))
+    what = f"invoice {invoice_id}: the subscription"
+    subscription_id = as_id(sub_details.get("subscription"), what) or as_id(
+        obj.get("subscription"), what
+    )
     lines_obj = as_map(obj.get("lines"))
     lines = tuple(parse_invoice_line(line) for line in as_list(lines_obj.get("data")))
     customer = obj.get("customer")
     customer_map = as_map(customer)
     return Invoice(
         id=invoice_id,
-        customer_id=as_id(customer),
+        customer_id=as_id(customer, f"invoice {invoice_id}: the customer"),
         customer_email=as_str(obj.get("customer_email")) or as_str(customer_map.get("email")),
         customer_name=as_str(obj.get("customer_name")) or as_str(customer_map.get("name")),
         subscription_id=subscription_id,
@@ -204,16 +221,24 @@ def parse_invoice_line(obj: Mapping[str, Any]) -> InvoiceLine:
     else:
         is_subscription = get("type") == "subscription"
     period = as_map(get("period"))
-    quantity = get("quantity")
+    line = f"invoice line {shown(as_str(get('id')) or '')}"
+
+    def ref(*values: Any, name: str) -> str | None:
+        return next((i for v in values if (i := as_id(v, f"{line}: the {name}"))), None)
+
     return InvoiceLine(
         as_str(get("id")) or "",
-        as_id(price_ref),
-        as_id(price_details.get("product")) or as_id(price.get("product")),
-        quantity if type(quantity) is int and quantity > 0 else 1,
-        as_int(period.get("start")),
-        as_int(period.get("end")),
-        as_id(item_details.get("subscription")) or as_id(get("subscription")),
-        as_id(item_details.get("subscription_item")) or as_id(get("subscription_item")),
+        ref(price_ref, name="price"),
+        ref(price_details.get("product"), price.get("product"), name="product"),
+        as_quantity(get("quantity"), line),
+        as_time(period.get("start")),
+        as_time(period.get("end")),
+        ref(item_details.get("subscription"), get("subscription"), name="subscription"),
+        ref(
+            item_details.get("subscription_item"),
+            get("subscription_item"),
+            name="subscription item",
+        ),
         is_subscription,
         bool(item_details.get("proration") or get("proration")),
         as_str_map(metadata) if type(metadata) is dict else None,
@@ -229,27 +254,27 @@ def parse_subscription(obj: Mapping[str, Any]) -> Subscription:
     for item in as_list(items_obj.get("data")):
         price = as_map(item.get("price") or item.get("plan"))
         metadata = price.get("metadata")
-        quantity = item.get("quantity")
+        what = f"subscription {subscription_id}: item {shown(as_str(item.get('id')) or '')}"
         items.append(
             SubscriptionItem(
                 id=as_str(item.get("id")) or "",
-                price_id=as_id(item.get("price") or item.get("plan")),
-                product_id=as_id(price.get("product")),
-                quantity=quantity if isinstance(quantity, int) and quantity > 0 else 1,
+                price_id=as_id(item.get("price") or item.get("plan"), f"{what}: the price"),
+                product_id=as_id(price.get("product"), f"{what}: the product"),
+                quantity=as_quantity(item.get("quantity"), what),
                 price_metadata=as_str_map(metadata) if isinstance(metadata, dict) else None,
                 price_lookup_key=as_str(price.get("lookup_key")),
-                current_period_end=as_int(item.get("current_period_end"))
-                or as_int(obj.get("current_period_end")),
+                current_period_end=as_time(item.get("current_period_end"))
+                or as_time(obj.get("current_period_end")),
             )
         )
     details = as_map(obj.get("cancellation_details"))
     return Subscription(
         id=subscription_id,
-        customer_id=as_id(obj.get("customer")),
+        customer_id=as_id(obj.get("customer"), f"subscription {subscription_id}: the customer"),
         status=as_str(obj.get("status")),
         metadata=as_str_map(obj.get("metadata")),
         items=tuple(items),
         items_has_more=items_obj.get("has_more") is True,
-        ended_at=as_int(obj.get("ended_at")),
+        ended_at=as_time(obj.get("ended_at")),
         cancellation_reason=as_str(details.get("reason")),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,7 @@ DEFAULT_TOLERANCE = 300
 """Seconds a signature stays valid; Stripe's own default."""
 
 _MAX_HEADER_LENGTH = 8192
+_MAX_TIMESTAMP_DIGITS = 15
 
 
 def compute_signature(timestamp: int | str, payload: bytes, secret: str | bytes) -> str:
@@ -41,8 +43,10 @@ def verify_stripe_signature(
     """Check ``header`` against the exact bytes received and return its timestamp.
 
     ``tolerance`` of ``None`` or ``0`` disables the age check (like stripe-python);
-    timestamps in the future are accepted, as Stripe does, since clocks drift.
-    Raises [`SignatureVerificationError`][zentitle_stripe.exceptions.SignatureVerificationError]
+    timestamps in the future are accepted, as Stripe does, since clocks drift. A
+    tolerance that is negative, ``nan`` or infinite refuses every signature (it would
+    otherwise switch the check off unnoticed). Raises
+    [`SignatureVerificationError`][zentitle_stripe.exceptions.SignatureVerificationError]
     with a reason safe to send back.
     """
     if not header:
@@ -53,6 +57,11 @@ def verify_stripe_signature(
         raise SignatureVerificationError("Stripe-Signature header is too long")
     if not secrets:
         raise SignatureVerificationError("no webhook signing secret is configured")
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        raise SignatureVerificationError(
+            f"the signature age check is misconfigured (tolerance {tolerance!r}): set "
+            "ZENTITLE_STRIPE_TOLERANCE to a finite number of seconds (0 disables the check)"
+        )
 
     timestamp_text, candidates = _parse_header(header)
     signed = timestamp_text.encode() + b"." + payload
@@ -90,9 +99,17 @@ def _parse_header(header: str) -> tuple[str, list[bytes]]:
             timestamp_text = value
         elif scheme == "v1":
             candidates.append(value.encode("ascii", "replace"))
-    if timestamp_text is None or not timestamp_text.isdigit():
+    if timestamp_text is None:
         raise SignatureVerificationError(
             "malformed Stripe-Signature header: expected 't=<unix time>,v1=<signature>'"
+        )
+    # str.isdigit() is also true for other scripts' digits ('\u0663', '\u00b3'), which
+    # int() reads or refuses: only ASCII digits are a Unix time.
+    ascii_digits = timestamp_text.isascii() and timestamp_text.isdigit()
+    if not ascii_digits or len(timestamp_text) > _MAX_TIMESTAMP_DIGITS:
+        raise SignatureVerificationError(
+            "malformed Stripe-Signature header: its t is not a Unix time in ASCII digits "
+            f"(at most {_MAX_TIMESTAMP_DIGITS}); expected 't=<unix time>,v1=<signature>'"
         )
     if not candidates:
         raise SignatureVerificationError(

@@ -49,7 +49,10 @@ def parse_datetime(value: object) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # an offset that moves it past year 1 or 9999
+        return None
 
 
 def format_datetime(value: datetime) -> str:

@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from .._untrusted import INT64_MAX, INT64_MIN, checked_id, load_json, usable_text
 from ..exceptions import ConfigurationError, InvalidPayloadError, SignatureVerificationError
 from .models import parse_datetime
 
@@ -39,6 +40,10 @@ __all__ = [
 _SETTING = "ZENTITLE_WEBHOOK_PUBLIC_KEY"
 _MIN_KEY_BITS = 2048
 _MAX_SIGNATURE_LENGTH = 2048
+_ID_RULE = (
+    "Zentitle2 sends printable text of at most 255 characters, so this body was not "
+    "sent by Zentitle2 as it is"
+)
 
 
 def _b64url_int(value: str) -> int:
@@ -124,12 +129,9 @@ def _camel(name: str) -> str:
     return head + "".join(word.title() for word in rest)
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _number(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer within signed 64 bits (not a bool), else `None`."""
+    return value if type(value) is int and INT64_MIN <= value <= INT64_MAX else None
 
 
 def _flag(value: object) -> bool | None:
@@ -138,7 +140,7 @@ def _flag(value: object) -> bool | None:
 
 # A typed field is read by its annotation; anything malformed becomes None.
 _READERS: Mapping[str, Callable[[object], Any]] = {
-    "str | None": _text,
+    "str | None": usable_text,
     "int | None": _number,
     "bool | None": _flag,
     "datetime | None": parse_datetime,
@@ -281,15 +283,14 @@ def _normalise_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
 def parse_zentitle_event(payload: bytes) -> ZentitleEvent:
     """The event in a (verified) webhook body.
 
-    Requires a non-empty `eventId` and `eventCode`, else raises
+    Requires a non-empty `eventId` and `eventCode` (printable, at most 255 characters:
+    they are stored), else raises
     [`InvalidPayloadError`][zentitle_stripe.exceptions.InvalidPayloadError] saying what is
-    wrong; everything else is optional and a malformed optional field becomes `None`
+    wrong, as for JSON nested too deeply; everything else is optional and a malformed
+    optional field (text with a NUL, a number beyond 64 bits) becomes `None`
     (`callAttempt` defaults to 1).
     """
-    try:
-        document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidPayloadError("Zentitle2 webhook body is not JSON") from None
+    document = load_json(payload, "Zentitle2 webhook body")
     if not isinstance(document, dict):
         raise InvalidPayloadError("Zentitle2 webhook body is not a JSON object")
     envelope: dict[str, Any] = {}
@@ -298,16 +299,17 @@ def parse_zentitle_event(payload: bytes) -> ZentitleEvent:
     event_id, code = envelope.get("eventid"), envelope.get("eventcode")
     if not isinstance(event_id, str) or not event_id:
         raise InvalidPayloadError("Zentitle2 webhook body has no eventId")
+    event_id = checked_id(event_id, "Zentitle2 webhook eventId", _ID_RULE)
     if not isinstance(code, str) or not code:
         raise InvalidPayloadError("Zentitle2 webhook body has no eventCode")
+    code = checked_id(code, "Zentitle2 webhook eventCode", _ID_RULE)
     body = envelope.get("payload")
     if body is None:
         body = {}
     if not isinstance(body, dict):
         raise InvalidPayloadError("Zentitle2 webhook 'payload' is not a JSON object")
-    attempt = envelope.get("callattempt")
-    resource_id = envelope.get("resourceid")
-    resource = resource_id if isinstance(resource_id, str) and resource_id else None
+    attempt = _number(envelope.get("callattempt"))
+    resource = usable_text(envelope.get("resourceid"))
     normalised = _normalise_payload(body)
     cls = EVENT_TYPES.get(code.lower(), ZentitleEvent)
     return cls(
@@ -315,7 +317,7 @@ def parse_zentitle_event(payload: bytes) -> ZentitleEvent:
         event_code=code.lower(),
         event_date=parse_datetime(envelope.get("eventdate")),
         resource_id=resource,
-        call_attempt=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 1,
+        call_attempt=1 if attempt is None else attempt,
         payload=MappingProxyType(normalised),
         **cls._typed(normalised, resource),
     )
