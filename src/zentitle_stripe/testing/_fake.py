@@ -5,7 +5,7 @@ faults, serves in process (an httpx transport), as a plain ASGI 3 app or on loop
 keeps a [`FakeClock`][zentitle_stripe.testing.FakeClock], and holds each request, answer
 and outgoing webhook to a [`Contract`][zentitle_stripe.testing.Contract] when it has one.
 An emulator only says how it answers a request (`_answer`) and an injected error
-(`_error_reply`), so faults behave the same on both.
+(`_error_reply`), so faults (kept by the machinery in `_faults`) behave the same on both.
 """
 
 from __future__ import annotations
@@ -13,18 +13,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
-import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 import attrs
 import httpx
 
 from ._contract import Contract
+from ._faults import (
+    AFTER_WORK,
+    DEFAULT_RANDOM_FAULTS,
+    FAULT_KINDS,
+    NETWORK,
+    NO_WORK,
+    FaultKind,
+    Faults,
+    LateWork,
+)
 
 __all__ = [
     "DEFAULT_RANDOM_FAULTS",
@@ -36,38 +44,6 @@ __all__ = [
     "RecordedRequest",
     "Reply",
 ]
-
-FaultKind = Literal[
-    "429",
-    "500",
-    "502",
-    "503",
-    "504",
-    "timeout",
-    "connect",
-    "lost_response",
-    "bad_body",
-    "500_after",
-    "502_after",
-    "503_after",
-    "504_after",
-]
-"""What [`inject_fault`][zentitle_stripe.testing.FakeService.inject_fault] can do.
-
-A status answers with that error before any work; `500_after` and its kin do the work
-and then answer that status, as a gateway can after the backend acted. `connect` and
-`timeout` fail before any work, `lost_response` does the work and then loses the
-answer. `bad_body` answers 200 with an HTML page. The Stripe emulator's `timeout` is a
-slow answer instead: it does the work and holds the answer (see `delay`).
-"""
-FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
-DEFAULT_RANDOM_FAULTS = ("429", "502", "503", "504", "timeout", "connect")
-"""The kinds [`fail_rate`][zentitle_stripe.testing.FakeService.fail_rate] picks by default."""
-
-_AFTER_WORK = frozenset({"500_after", "502_after", "503_after", "504_after"})
-_NO_WORK = frozenset({"timeout", "connect"})
-_NETWORK = frozenset({"timeout", "connect", "lost_response"})
-_ANYWHERE = re.compile("")
 
 _Kind = TypeVar("_Kind", bound=str)
 _Scope = MutableMapping[str, Any]
@@ -148,15 +124,6 @@ class Reply:
     """A held answer waits this long when served (the Stripe emulator's `timeout`)."""
 
 
-@attrs.define
-class _Fault:
-    method: str
-    pattern: re.Pattern[str]
-    kind: str
-    remaining: int
-    delay: float
-
-
 class FakeService(Generic[_Kind]):
     """Recording, faults, serving, a clock and a contract check for an emulated API.
 
@@ -183,10 +150,7 @@ class FakeService(Generic[_Kind]):
         self.requests: list[RecordedRequest] = []
         self._contract = contract
         self._lock = threading.RLock()
-        self._faults: list[_Fault] = []
-        self._fail_rate = 0.0
-        self._fail_kinds: tuple[str, ...] = ()
-        self._rng = random.Random(0)
+        self._faults = Faults()
 
     def advance(self, delta: timedelta) -> None:
         """Move the clock forward (tokens, entitlements and periods follow it)."""
@@ -220,14 +184,14 @@ class FakeService(Generic[_Kind]):
         they were injected.
 
         Through [`transport`][zentitle_stripe.testing.FakeService.transport] `connect`
-        raises `httpx.ConnectError` and `timeout`/`lost_response` `httpx.ReadTimeout`;
-        served, the app raises, so the server answers 500. A held answer (the Stripe
-        emulator's `timeout`) waits `delay` seconds when served.
+        raises `httpx.ConnectError` and `timeout`/`lost_response`/`late`
+        `httpx.ReadTimeout`; served, the app raises, so the server answers 500. A held
+        answer (the Stripe emulator's `timeout`) waits `delay` seconds when served; `late`
+        work lands once the clock is `delay` seconds past the request (or at
+        [`complete_late`][zentitle_stripe.testing.FakeService.complete_late]).
         """
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; use one of {sorted(FAULT_KINDS)}")
         with self._lock:
-            self._faults.append(_Fault(method.upper(), re.compile(path_regex), kind, times, delay))
+            self._faults.inject(method, path_regex, kind, times, delay)
 
     def fail_rate(self, rate: float, kinds: Iterable[_Kind] | None = None, seed: int = 0) -> None:
         """Fail a random `rate` share of requests with one of `kinds` (0 turns it off).
@@ -235,28 +199,37 @@ class FakeService(Generic[_Kind]):
         `kinds` defaults to
         [`DEFAULT_RANDOM_FAULTS`][zentitle_stripe.testing.DEFAULT_RANDOM_FAULTS].
         """
-        chosen = tuple(kinds) if kinds is not None else DEFAULT_RANDOM_FAULTS
-        if not set(chosen) <= FAULT_KINDS or not 0 <= rate <= 1:
-            raise ValueError(f"rate must be in [0, 1] and kinds among {sorted(FAULT_KINDS)}")
         with self._lock:
-            self._fail_rate, self._fail_kinds, self._rng = rate, chosen, random.Random(seed)
+            self._faults.set_rate(rate, kinds, seed)
 
     def clear_faults(self) -> None:
-        """Drop every pending injected fault and stop random failures."""
+        """Drop every pending injected fault and stop random failures; work held by a
+        `late` fault still lands."""
         with self._lock:
             self._faults.clear()
-            self._fail_rate = 0.0
 
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.method in ("*", method) and fault.pattern.search(path):
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault
-        if self._fail_rate and self._rng.random() < self._fail_rate:
-            return _Fault("*", _ANYWHERE, self._rng.choice(self._fail_kinds), 1, 2.0)
-        return None
+    @property
+    def late_pending(self) -> int:
+        """How many requests' work a `late` fault holds, not landed yet."""
+        with self._lock:
+            return len(self._faults.late)
+
+    def complete_late(self) -> list[Reply]:
+        """Land the work of every request a `late` fault held, oldest first, now.
+
+        Returns the answers their clients never got (each held to the contract, as the
+        request was when it arrived). Work that is due lands by itself before the next
+        request is served, so a test that never calls this still sees it once its
+        clock has moved on.
+        """
+        with self._lock:
+            return [self._land(work) for work in self._faults.landing(None)]
+
+    def _land(self, work: LateWork) -> Reply:
+        reply = self._answer(work.request)
+        if work.operation is not None and self._contract is not None:
+            self._contract.check_response(work.operation, reply.status, reply.content)
+        return attrs.evolve(reply, fault="late")
 
     # -- the three ways in --------------------------------------------------------------
 
@@ -291,7 +264,7 @@ class FakeService(Generic[_Kind]):
         )
         if reply.fault == "connect":
             raise httpx.ConnectError("emulated connection failure", request=request)
-        if reply.fault in ("timeout", "lost_response"):
+        if reply.fault in ("timeout", "lost_response", "late"):
             raise httpx.ReadTimeout("emulated read timeout", request=request)
         return httpx.Response(reply.status, headers=dict(reply.headers), content=reply.content)
 
@@ -323,7 +296,7 @@ class FakeService(Generic[_Kind]):
         )
         if reply.fault in self._held_faults:
             await asyncio.sleep(reply.delay)
-        elif reply.fault in _NETWORK:
+        elif reply.fault in NETWORK:
             raise ConnectionAbortedError(f"emulated {reply.fault} fault")
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
@@ -334,11 +307,16 @@ class FakeService(Generic[_Kind]):
     def _serve(self, request: Incoming) -> Reply:
         """Record the request, check it, apply any fault, else answer it (under the lock)."""
         with self._lock:
-            fault = self._take_fault(request.method, request.path)
+            for work in self._faults.landing(self.clock.now):
+                self._land(work)
+            fault = self._faults.take(request.method, request.path)
             kind = fault.kind if fault is not None else None
             self.requests.append(self._record(request, kind))
             operation = self._check_request(request)
-            if kind in _NO_WORK and kind not in self._held_faults:
+            if fault is not None and kind == "late":
+                self._faults.hold(request, operation, fault, self.clock.now)
+                return Reply(0, {}, b"", fault=kind)
+            if kind in NO_WORK and kind not in self._held_faults:
                 return Reply(0, {}, b"", fault=kind)
             if kind == "bad_body":
                 return attrs.evolve(self._bad_body, fault=kind)
@@ -347,7 +325,7 @@ class FakeService(Generic[_Kind]):
             reply = self._answer(request)
             if operation is not None and self._contract is not None:
                 self._contract.check_response(operation, reply.status, reply.content)
-            if kind in _AFTER_WORK:
+            if kind in AFTER_WORK:
                 return attrs.evolve(self._error_reply(int(kind[:3])), fault=kind)
             delay = fault.delay if fault is not None and kind in self._held_faults else 0.0
             return attrs.evolve(reply, fault=kind, delay=delay)
