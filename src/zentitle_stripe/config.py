@@ -90,6 +90,7 @@ class Settings:
     lookup_key_fallback: bool = False
     seat_policy: SeatPolicy = "multiply"
     http_timeout: float = attrs.field(default=10.0, validator=_finite)
+    create_window: float = attrs.field(default=60.0, validator=_finite)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -147,6 +148,7 @@ class Settings:
             lookup_key_fallback=read.boolean("ZENTITLE_STRIPE_LOOKUP_KEY_FALLBACK", False),
             seat_policy="offering" if seat_policy == "offering" else "multiply",
             http_timeout=read.number("ZENTITLE_STRIPE_HTTP_TIMEOUT", 10.0, positive=True),
+            create_window=read.number("ZENTITLE_STRIPE_CREATE_WINDOW", 60.0),
         )
 
 

@@ -153,6 +153,7 @@ class Provisioner:
         lookup_key_fallback: bool = False,
         seat_policy: SeatPolicy = "multiply",
         clock: Callable[[], float] = time.time,
+        create_window: float = 60.0,
     ) -> None:
         """Wire the engine.
 
@@ -178,6 +179,7 @@ class Provisioner:
                 seat_policy=seat_policy,
                 lease_seconds=lease_seconds,
                 clock=clock,
+                create_window=create_window,
             )
         self.processor: EventProcessor = processor or _NoProcessor()
         if isinstance(zentitle_webhook_key, str):

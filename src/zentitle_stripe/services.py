@@ -65,6 +65,7 @@ class Services(ClosingContext):
             config_error_status=settings.config_error_status,
             lookup_key_fallback=settings.lookup_key_fallback,
             seat_policy=settings.seat_policy,
+            create_window=settings.create_window,
         )
         self.provisioner._services = self  # its close() and .settings defer to us
         self._closer = Closer(zentitle, stripe, storage)

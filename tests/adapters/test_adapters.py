@@ -99,12 +99,14 @@ def test_streamed_body_over_the_limit_is_413(app: App, world: EmulatedWorld) -> 
 
 
 def test_transient_failure_is_503_with_retry_after(app: App, world: EmulatedWorld) -> None:
-    world.zentitle_emulator.inject_fault("POST", r"/entitlements/groups", "503")
+    # A write that is safe to repeat (a create in doubt is waited for: see
+    # tests/flows/test_uncertain_creates.py).
+    world.stripe_emulator.inject_fault("POST", r"/v1/subscriptions/", "503")
     _, paid = subscribe_two(world)
     reply = app.deliver(world.stripe_emulator, paid)
     assert reply.status == 503
     assert int(reply.headers["retry-after"]) >= 1
-    # Stripe's retry succeeds once Zentitle2 is back.
+    # Stripe's retry succeeds once the remote is back.
     assert app.deliver(world.stripe_emulator, paid).json()["outcome"] == "provisioned"
 
 

@@ -15,7 +15,9 @@ import attrs
 import pytest
 
 from tests.support import detail, kind, subscribe_two
+from tests.support.slow import FakeClock
 from zentitle_stripe import OutcomeKind
+from zentitle_stripe.flows.markers import DEFAULT_CREATE_WINDOW
 from zentitle_stripe.storage import EventStatus, MemoryStorage, SQLiteStorage, SubscriptionState
 from zentitle_stripe.testing import EmulatedWorld
 
@@ -382,10 +384,19 @@ def test_group_create_that_landed_without_an_answer_is_found_not_repeated(
     assert len(world.groups(subscription_id)) == 1
 
 
+def flows_on_a_fake_clock(world: EmulatedWorld) -> FakeClock:
+    """Put the flows (locks, create markers) on a fake clock; returns it."""
+    clock = FakeClock()
+    processor: Any = world.provisioner.processor
+    processor.clock = clock
+    return clock
+
+
 @pytest.mark.parametrize("fault", ["timeout", "502", "503", "504"])
 def test_group_create_that_may_have_failed_is_looked_for_then_left_to_a_retry(
     world: EmulatedWorld, fault: str
 ) -> None:
+    clock = flows_on_a_fake_clock(world)
     subscription_id, paid = subscribe_two(world)
     world.zentitle_emulator.inject_fault("POST", r"/entitlements/groups$", fault)
     response = world.deliver(paid)
@@ -393,7 +404,11 @@ def test_group_create_that_may_have_failed_is_looked_for_then_left_to_a_retry(
     assert "Retry-After" in response.headers
     assert world.groups(subscription_id) == []  # it never landed, and was not repeated
     assert world.zentitle_emulator.count("POST", "/api/v1/entitlements/groups") == 1
+    # Inside the window it may still land: waited for, not repeated.
+    assert world.deliver(paid).status == 503
+    assert world.zentitle_emulator.count("POST", "/api/v1/entitlements/groups") == 1
 
+    clock.advance(DEFAULT_CREATE_WINDOW)
     assert world.deliver(paid).status == 200
     assert len(world.groups(subscription_id)) == 1
 
@@ -447,6 +462,7 @@ def test_zentitle_failures_answer_503_and_leave_state_a_retry_finishes(
 
 def test_garbled_zentitle_body_is_recorded_and_replayable(world: EmulatedWorld) -> None:
     subscription_id, paid = subscribe_two(world)
+    clock = flows_on_a_fake_clock(world)
     world.zentitle_emulator.inject_fault("POST", r"/entitlements/groups$", "bad_body")
     response = world.deliver(paid)
     assert response.status == 503  # not JSON: a glitch worth a retry
@@ -454,6 +470,7 @@ def test_garbled_zentitle_body_is_recorded_and_replayable(world: EmulatedWorld) 
     record = world.storage.get_event(paid["id"])
     assert record is not None
     assert record.status is EventStatus.FAILED
+    clock.advance(DEFAULT_CREATE_WINDOW)  # the emulator's bad body did no work
     assert world.provisioner.replay(paid["id"]).status == 200
     assert len(world.groups(subscription_id)) == 1
 

@@ -1,7 +1,9 @@
 """A cancelled subscription (`customer.subscription.deleted`): its licences are disabled.
 
 The cancellation is remembered before anything else, so a late or retried payment of
-the same subscription grants no licence afterwards.
+the same subscription grants no licence afterwards. A group whose create may still land
+is waited for (503, see [`markers`][zentitle_stripe.flows.markers]), so it is disabled
+once it appears.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from ..catalogue import SWITCHED_OFF_ENTITLEMENT_STATUSES as _INACTIVE
 from ..responses import Outcome, OutcomeKind
 from ..storage import SubscriptionState
 from .context import FlowContext
+from .markers import group_marker
 
 if TYPE_CHECKING:
     from ..zentitle.models import EntitlementGroup
@@ -36,6 +39,8 @@ def subscription_deleted(
             )
     state = ctx.save(state)
     if state.group_id is None:
+        # A group create that may still land would escape the cancellation: look again.
+        group_marker(ctx, subscription_id).wait_for(ctx)
         return Outcome(
             OutcomeKind.REVOKED,
             f"subscription {subscription_id} had no licence yet; the cancellation is "

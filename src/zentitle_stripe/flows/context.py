@@ -23,6 +23,7 @@ from ..exceptions import TransientError
 from ..fencing import Fence, current_fence
 from ..storage import Storage, SubscriptionState
 from .locks import storage_lock
+from .markers import DEFAULT_CREATE_WINDOW
 
 if TYPE_CHECKING:
     from ..stripe.api import StripeAPI
@@ -45,6 +46,8 @@ class FlowContext:
     `offering_sku`; `seat_policy` says whether a line quantity of N means N times the
     offering's seats; `lease_seconds` and `lock_wait` size the locks. `clock` (the locks'
     leases, the renewal's expiry prediction) and `sleep` can be replaced in tests.
+    `create_window` is how long a create that may still land is waited for before it is
+    tried again (see [`markers`][zentitle_stripe.flows.markers]).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class FlowContext:
         lock_wait: float = 10.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        create_window: float = DEFAULT_CREATE_WINDOW,
     ) -> None:
         self.zentitle = zentitle
         self.stripe = stripe
@@ -69,6 +73,7 @@ class FlowContext:
         self.lock_wait = lock_wait
         self.clock = clock
         self.sleep = sleep
+        self.create_window = create_window
 
     def lock(self, name: str, owner: str) -> AbstractContextManager[None]:
         """Hold the storage lock `name`; see

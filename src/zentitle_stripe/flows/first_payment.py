@@ -4,7 +4,9 @@ The licensed lines are read (fetching Prices that the payload does not carry), t
 Zentitle2 customer is matched or created, one entitlement group is found by `orderRefId`
 or created for every licensed line, seats are set for quantities above one, and the
 activation codes are written to the Stripe Subscription. Storage records each step right
-after it succeeds, so a retry resumes where the last attempt stopped.
+after it succeeds, so a retry resumes where the last attempt stopped, and records a create
+before it is sent (see [`markers`][zentitle_stripe.flows.markers]), so a retry while
+that create may still land waits for it instead of creating a second group.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..storage import SubscriptionState
 from ..stripe.events import Invoice, InvoiceLine
 from .context import FlowContext, logger
 from .customers import zentitle_customer
+from .markers import CreateMarker, group_marker
 
 if TYPE_CHECKING:
     from ..stripe.models import Product
@@ -76,11 +79,14 @@ def provision(
         if customer_id is None:
             customer_id, new_customer = zentitle_customer(ctx, invoice, owner)
         state = attrs.evolve(state, zentitle_customer_id=customer_id)
+        marker = group_marker(ctx, subscription_id)
         # A customer created just now has no groups yet: skip the lookup.
         group = None if new_customer else ctx.find_group(subscription_id, customer_id)
         fresh = False
         if group is None:
-            group, fresh = _create_group(ctx, lines, customer_id, subscription_id)
+            marker.hold_off(ctx)  # an earlier create may still land: wait, do not repeat
+            marker = marker.attempt(ctx)
+            group, fresh = _create_group(ctx, lines, customer_id, subscription_id, marker)
             created_group = True
         # Seats before recording: a crash in between leaves a group the retry finds
         # and whose seat counts it reads before setting any again.
@@ -89,6 +95,7 @@ def provision(
             state, group_id=group.id, activation_codes=tuple(group.activation_codes)
         )
         state = ctx.save(state)  # from here on, a retry never re-creates
+        marker.confirm(ctx)
 
     if not state.codes_written:
         _write_codes(ctx, subscription_id, state.activation_codes)
@@ -160,12 +167,18 @@ def _offering_seats(ctx: FlowContext, line: LicensedLine) -> int | None:
 
 
 def _create_group(
-    ctx: FlowContext, lines: Sequence[LicensedLine], customer_id: str, subscription_id: str
+    ctx: FlowContext,
+    lines: Sequence[LicensedLine],
+    customer_id: str,
+    subscription_id: str,
+    marker: CreateMarker,
 ) -> tuple[EntitlementGroup, bool]:
     """Create the subscription's group; True with it when it is certainly new.
 
     After an answer that may have been lost, the group may exist: look for it by
-    `orderRefId` and use it, or fail so that the next attempt looks again.
+    `orderRefId` and use it, or fail so that the next attempt looks again (and, the
+    `marker` being pending, waits for it). A create that certainly did not land withdraws
+    the marker, so the next attempt need not wait.
     """
     try:
         group = ctx.zentitle.create_entitlement_group(
@@ -181,6 +194,7 @@ def _create_group(
                 raise
             logger.info("group create for %s landed despite %s", subscription_id, exc)
             return found, False
+        marker.withdraw(ctx)
         if exc.transient or exc.status not in REFUSED_STATUSES:
             raise
         skus = ", ".join(repr(line.sku) for line in lines)
