@@ -148,7 +148,7 @@ class Settings:
             lookup_key_fallback=read.boolean("ZENTITLE_STRIPE_LOOKUP_KEY_FALLBACK", False),
             seat_policy="offering" if seat_policy == "offering" else "multiply",
             http_timeout=read.number("ZENTITLE_STRIPE_HTTP_TIMEOUT", 10.0, positive=True),
-            create_window=read.number("ZENTITLE_STRIPE_CREATE_WINDOW", 60.0),
+            create_window=read.number("ZENTITLE_STRIPE_CREATE_WINDOW", 60.0, positive=True),
         )
 
 

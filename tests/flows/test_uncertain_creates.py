@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import detail, kind, subscribe_two
+from tests.support import detail, kind, make_world, subscribe_two
 from tests.support.slow import FakeClock
 from zentitle_stripe import OutcomeKind, WebhookResponse
 from zentitle_stripe.config import Settings
@@ -202,5 +202,8 @@ def test_the_window_is_a_setting_that_reaches_the_flows() -> None:
     with Services.from_settings(settings) as services:
         processor: Any = services.provisioner.processor
         assert processor.create_window == 15.0
-    with pytest.raises(ConfigurationError, match="ZENTITLE_STRIPE_CREATE_WINDOW"):
-        Settings.from_env({**ENV, "ZENTITLE_STRIPE_CREATE_WINDOW": "-1"})
+    for bad in ("-1", "0", "nan", "inf"):
+        with pytest.raises(ConfigurationError, match="ZENTITLE_STRIPE_CREATE_WINDOW"):
+            Settings.from_env({**ENV, "ZENTITLE_STRIPE_CREATE_WINDOW": bad})
+    with pytest.raises(ConfigurationError, match="create_window"):
+        make_world(create_window=float("nan"))

@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from .._untrusted import finite_number
 from ..config import SeatPolicy
 from ..exceptions import TransientError
 from ..fencing import Fence, current_fence
@@ -73,7 +74,7 @@ class FlowContext:
         self.lock_wait = lock_wait
         self.clock = clock
         self.sleep = sleep
-        self.create_window = create_window
+        self.create_window = finite_number(create_window, "create_window", positive=True)
 
     def lock(self, name: str, owner: str) -> AbstractContextManager[None]:
         """Hold the storage lock `name`; see
