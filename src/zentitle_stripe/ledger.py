@@ -69,16 +69,28 @@ class Ledger:
         self.budget = budget
 
     def run(
-        self, new: NewEvent, work: Work, *, started: float, replay: bool = False
+        self,
+        new: NewEvent,
+        work: Work,
+        *,
+        started: float,
+        replay: bool = False,
+        settled: Outcome | None = None,
     ) -> WebhookResponse:
         """Record and claim `new`, run `work` once, finish it and answer.
 
         A done event is a `duplicate` (unless `replay`, which runs it again); one
         claimed elsewhere is answered 409. An exception from `work` marks the event
-        failed, so a redelivery or a replay runs it again.
+        failed, so a redelivery or a replay runs it again. `settled` is the outcome of
+        an event known to need no work (an unhandled type, a one-time payment): a first
+        delivery of it is recorded done in one write, without a claim.
         """
         owner = new_owner()
         now = self.clock()
+        if settled is not None and not replay:
+            recorded = self._record_settled(new, owner, settled, now, started)
+            if recorded is not None:
+                return recorded
         try:
             claim = self.storage.claim_event(
                 new, owner=owner, lease_seconds=self.lease_seconds, now=now, reclaim_done=replay
@@ -104,6 +116,23 @@ class Ledger:
         if not finished:
             # A successor holds the claim now: it records the outcome, not this worker.
             return self._failed(new, _finished_elsewhere(), started)
+        log_answer(new.source, new.event_id, new.type, outcome, 200, started)
+        return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
+
+    def _record_settled(
+        self, new: NewEvent, owner: str, outcome: Outcome, now: float, started: float
+    ) -> WebhookResponse | None:
+        """Record a first-seen settled event as done; `None` when it was already
+        recorded (the claim path then answers it) or storage cannot do it in one step."""
+        record = getattr(self.storage, "record_settled", None)
+        if not callable(record):
+            return None
+        kind, reason = outcome.kind.value, outcome.reason
+        try:
+            if not record(new, owner=owner, outcome=kind, detail=reason, now=now):
+                return None
+        except ZentitleStripeError as exc:
+            return self._failed(new, exc, started)
         log_answer(new.source, new.event_id, new.type, outcome, 200, started)
         return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
 

@@ -23,6 +23,7 @@ dispatches to them.
 from __future__ import annotations
 
 from ..catalogue import CODES_METADATA_KEY, CUSTOMER_METADATA_KEY, REQUIRED_EVENTS, SKU_METADATA_KEY
+from ..exceptions import InvalidPayloadError
 from ..responses import Outcome, OutcomeKind
 from ..stripe.events import Invoice, StripeEvent, parse_invoice, parse_subscription
 from .activation import ActivationDetails, activation_details
@@ -73,15 +74,24 @@ class Provisioning(FlowContext):
             if callable(clear):
                 clear()
 
+    def settled(self, event: StripeEvent) -> Outcome | None:
+        """The outcome of an event that needs no work (a one-time payment), so that it is
+        recorded done without a claim; `None` for any other (and for unusable data,
+        which the claimed path reports)."""
+        if event.type != "invoice.paid":
+            return None
+        try:
+            invoice = parse_invoice(event.object)
+        except (InvalidPayloadError, ValueError, TypeError):
+            return None
+        return _one_time(invoice) if invoice.subscription_id is None else None
+
     def process(self, event: StripeEvent, *, owner: str) -> Outcome:
         """Run the flow of one verified, claimed event, under its subscription's lock."""
         if event.type == "invoice.paid":
             invoice = parse_invoice(event.object)
             if invoice.subscription_id is None:
-                return Outcome.ignored(
-                    f"invoice {invoice.id} is a one-time payment (no subscription): "
-                    "licences are only granted for subscriptions"
-                )
+                return _one_time(invoice)
             with self.lock(f"subscription:{invoice.subscription_id}", owner):
                 return self._invoice_paid(invoice, invoice.subscription_id, owner)
         subscription = parse_subscription(event.object)
@@ -119,3 +129,10 @@ class Provisioning(FlowContext):
             f"invoice {invoice.id} has billing_reason {invoice.billing_reason!r}, which does "
             "not change licences (only the first payment and renewals do)"
         )
+
+
+def _one_time(invoice: Invoice) -> Outcome:
+    return Outcome.ignored(
+        f"invoice {invoice.id} is a one-time payment (no subscription): "
+        "licences are only granted for subscriptions"
+    )

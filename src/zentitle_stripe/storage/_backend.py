@@ -178,6 +178,32 @@ class StorageBackend(abc.ABC):
     ) -> list[EventRecord]:
         return self._list(EventQuery(status, source, limit))
 
+    def record_settled(
+        self, event: NewEvent, *, owner: str, outcome: str, detail: str, now: float
+    ) -> bool:
+        """Record a first-seen event that needs no work as `DONE` with its outcome, in one
+        write (the ingress of an unhandled type or a one-time payment).
+
+        Returns `False` (changing nothing) when the event is already recorded: the caller
+        then takes the claim path, which answers a duplicate or takes a failed event
+        over. The SQL backends override `_record_settled` with one transaction; this
+        default claims and finishes.
+        """
+        request = ClaimRequest(event, owner, 0.0, now)
+        finish = Finish(owner, EventStatus.DONE, outcome, detail, None, now, *reversed(request.key))
+        return self._record_settled(request, finish)
+
+    def _record_settled(self, request: ClaimRequest, finish: Finish) -> bool:
+        if self.get_event(request.event.event_id, request.event.source) is not None:
+            return False
+        if self._claim(request).result is not ClaimResult.CLAIMED:
+            return False
+        return self._finish(finish)
+
+    @abc.abstractmethod
+    def get_event(self, event_id: str, source: str = "stripe") -> EventRecord | None:
+        """The record of one event, or `None`."""
+
     # -- stuck events and history (see `storage._history`) ------------------------------
 
     keeps_history: ClassVar[bool] = True

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ..exceptions import StateConflict
-from ._backend import EventQuery, Finish, StorageBackend
+from ._backend import ClaimRequest, EventQuery, Finish, StorageBackend
 from ._base import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
@@ -75,6 +75,12 @@ _ACQUIRE_LOCK = (
     "WHERE zs_locks.owner = excluded.owner OR zs_locks.expires <= %s"
 )
 _RELEASE_LOCK = "DELETE FROM zs_locks WHERE name = %s AND owner = %s"
+# A settled event's one attempt, written beside its insert (the history triggers fire on
+# updates only): the same row a finish would have left.
+SETTLED_ATTEMPT = (
+    f"INSERT INTO zs_event_attempts ({ATTEMPT_COLUMNS}) "  # noqa: S608
+    "SELECT %s, %s, 1, %s, %s, %s, %s, %s, NULL"
+)
 _HISTORY_BATCH = 400  # event ids per history query: within SQLite's oldest variable limit
 
 
@@ -89,6 +95,21 @@ def take_over_params(claimed: EventRecord) -> tuple[Any, ...]:
         claimed.source,
         claimed.event_id,
     )
+
+
+def settled_rows(request: ClaimRequest, finish: Finish) -> tuple[EventRecord, tuple[Any, ...]]:
+    """The event row and the attempt parameters of a settled event (`record_settled`)."""
+    record = finish.finished(request.claimed(None))
+    attempt = (
+        record.source,
+        record.event_id,
+        finish.now,
+        finish.owner,
+        finish.status.value,
+        finish.outcome,
+        finish.detail,
+    )
+    return record, attempt
 
 
 def record_in(rows: Sequence[Row]) -> EventRecord | None:

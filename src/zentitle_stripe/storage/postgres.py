@@ -18,15 +18,26 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from ..exceptions import ConfigurationError, MissingExtraError, StorageError
-from ._backend import ClaimRequest
+from ._backend import ClaimRequest, Finish
 from ._base import Claim, ClaimResult, EventRecord
 from ._redact import redact_text, redact_url
-from ._sql import INSERT_EVENT, SELECT_EVENT, TAKE_OVER_EVENT, Row, SQLStorage, take_over_params
+from ._sql import (
+    INSERT_EVENT,
+    SELECT_EVENT,
+    SETTLED_ATTEMPT,
+    TAKE_OVER_EVENT,
+    Row,
+    SQLStorage,
+    settled_rows,
+    take_over_params,
+)
 
 try:
     import psycopg
@@ -39,7 +50,24 @@ from ._postgres_schema import SCHEMA_VERSION, upgrade, version_in
 
 __all__ = ["SCHEMA_VERSION", "PostgresStorage"]
 
+_IDLE_CHECK_SECONDS = 30.0
+"""A pooled connection idle longer than this is checked (one round trip) before use."""
+_LAST_USED: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+_SETTLED = (
+    f"WITH inserted AS ({INSERT_EVENT} RETURNING 1) "
+    f"{SETTLED_ATTEMPT} FROM inserted"
+)
+"""A settled event and its one attempt in a single statement (autocommit: atomic)."""
+
 _Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+def _check_if_idle(conn: _Connection) -> None:
+    """The pool's check on checkout, only for a connection idle a while: one a server
+    restart broke is then dropped instead of failing a call, without a round trip on
+    every checkout of a busy pool."""
+    if time.monotonic() - _LAST_USED.get(conn, 0.0) > _IDLE_CHECK_SECONDS:
+        ConnectionPool.check_connection(conn)
 
 
 class PostgresStorage(SQLStorage):
@@ -85,8 +113,9 @@ class PostgresStorage(SQLStorage):
                 max_size=max_size,
                 timeout=timeout,
                 kwargs={"autocommit": True, "connect_timeout": connect_timeout},
-                # Drop connections a server restart broke instead of failing one call.
-                check=ConnectionPool.check_connection,
+                # Drop connections a server restart broke instead of failing one call,
+                # checking only those idle a while (a check is a round trip).
+                check=_check_if_idle,
                 name="zentitle_stripe",
                 open=True,
             )
@@ -124,7 +153,10 @@ class PostgresStorage(SQLStorage):
             if not self._schema_ready:
                 self._prepare_schema()
             with self._pool.connection(timeout=self._timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    _LAST_USED[conn] = time.monotonic()
 
     def _fetch(self, doing: str, statement: str, params: Sequence[Any]) -> Sequence[Row]:
         with self._connection(doing) as conn:
@@ -177,6 +209,11 @@ class PostgresStorage(SQLStorage):
 
     # -- events ------------------------------------------------------------------------
 
+    def _record_settled(self, request: ClaimRequest, finish: Finish) -> bool:
+        record, attempt = settled_rows(request, finish)
+        with self._connection("record an event") as conn:  # one statement, one round trip
+            return conn.execute(_SETTLED, (*record.to_row(), *attempt)).rowcount == 1
+
     def _claim(self, request: ClaimRequest) -> Claim:
         with self._connection("claim an event") as conn:
             # Fast path without locks: duplicates and in-flight events are the common
@@ -185,12 +222,12 @@ class PostgresStorage(SQLStorage):
             refusal = request.refusal(EventRecord.from_row(row) if row else None)
             if refusal is not None:
                 return refusal
+            # A first delivery: one autocommit insert. A concurrent insert of the same
+            # key makes it wait for that one, then do nothing: exactly one inserter wins.
+            claimed = request.claimed(None)
+            if row is None and conn.execute(INSERT_EVENT, claimed.to_row()).rowcount == 1:
+                return Claim(ClaimResult.CLAIMED, claimed)
             with conn.transaction():
-                # A concurrent insert of the same key makes this wait for that
-                # transaction, then do nothing: exactly one inserter wins.
-                claimed = request.claimed(None)
-                if conn.execute(INSERT_EVENT, claimed.to_row()).rowcount == 1:
-                    return Claim(ClaimResult.CLAIMED, claimed)
                 # It exists: lock the row so the decision and the update are one step.
                 row = conn.execute(f"{SELECT_EVENT} FOR UPDATE", request.key).fetchone()
                 if not row:  # events are never deleted; defensive only

@@ -8,6 +8,7 @@ holds across threads *and* processes on one machine. Each thread gets its own co
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -15,16 +16,18 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..exceptions import StorageError
-from ._backend import ClaimRequest
+from ._backend import ClaimRequest, Finish
 from ._base import Claim, ClaimResult
 from ._history import SQLITE_HISTORY_SCHEMA
 from ._sql import (
     INSERT_EVENT,
     SELECT_EVENT,
+    SETTLED_ATTEMPT,
     TAKE_OVER_EVENT,
     Row,
     SQLStorage,
     record_in,
+    settled_rows,
     take_over_params,
 )
 
@@ -79,6 +82,27 @@ _RECORD_VERSION = (
 )
 
 
+# `changes()`: only when the event's insert above, in the same transaction, took effect.
+_SETTLED_ATTEMPT = f"{SETTLED_ATTEMPT} WHERE changes() = 1"
+
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(path: str) -> threading.Lock:
+    """The in-process lock that serialises the write transactions on one database file.
+
+    SQLite's busy handler sleeps and retries instead of queueing, so threads contending
+    for its write lock wait far longer than the writes take (tails of seconds under
+    load); a lock per file queues them fairly in the process. Other processes still
+    meet SQLite's own lock and `busy_timeout`.
+    """
+    if path == ":memory:" or path.startswith("file:") or not path:
+        return threading.Lock()  # a database of this object alone (or one we cannot name)
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(os.path.realpath(path), threading.Lock())
+
+
 @functools.lru_cache(maxsize=32)
 def _qmark(statement: str) -> str:
     """The shared statements' `%s` placeholders as sqlite3's `?`."""
@@ -97,6 +121,7 @@ class SQLiteStorage(SQLStorage):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._writer = _writer_lock(path)
         with self._errors("create the schema"):
             # Constants only: no input reaches this SQL.
             record = _RECORD_VERSION.format(version=SCHEMA_VERSION)
@@ -133,15 +158,28 @@ class SQLiteStorage(SQLStorage):
             raise StorageError(f"SQLite storage {self.path!r} could not {doing}: {exc}") from exc
 
     @contextmanager
-    def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
-        """Run the block in `BEGIN IMMEDIATE` ... `COMMIT` (rollback on error)."""
-        conn.execute("BEGIN IMMEDIATE")
+    def _writing(self) -> Iterator[None]:
+        """Hold this process's writer lock of the file (see `_writer_lock`), waiting at
+        most the busy timeout: the block holds it only for its statements, never across
+        a remote call."""
+        if not self._writer.acquire(timeout=self._busy_timeout):
+            raise sqlite3.OperationalError("database is locked (by this process's writers)")
         try:
             yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        finally:
+            self._writer.release()
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Run the block in `BEGIN IMMEDIATE` ... `COMMIT` (rollback on error)."""
+        with self._writing():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def _fetch(self, doing: str, statement: str, params: Sequence[Any]) -> Sequence[Row]:
         with self._errors(doing):
@@ -150,8 +188,20 @@ class SQLiteStorage(SQLStorage):
     def _change(self, doing: str, statement: str, params: Sequence[Any]) -> int:
         with self._errors(doing):
             conn = self._conn()
-            with self._write(conn):
+            # One statement in autocommit is its own transaction (its triggers included),
+            # and takes the write lock before it reads: no BEGIN/COMMIT round needed.
+            with self._writing():
                 return conn.execute(_qmark(statement), params).rowcount
+
+    def _record_settled(self, request: ClaimRequest, finish: Finish) -> bool:
+        record, attempt = settled_rows(request, finish)
+        with self._errors("record an event"):
+            conn = self._conn()
+            with self._write(conn):
+                if conn.execute(_qmark(INSERT_EVENT), record.to_row()).rowcount != 1:
+                    return False
+                conn.execute(_qmark(_SETTLED_ATTEMPT), attempt)
+            return True
 
     # -- events ------------------------------------------------------------------------
 
@@ -165,15 +215,16 @@ class SQLiteStorage(SQLStorage):
             if refusal is not None:
                 return refusal
             with self._write(conn):
+                claimed = request.claimed(None)
+                # First delivery: the insert is the decision (nothing to read again).
+                if conn.execute(_qmark(INSERT_EVENT), claimed.to_row()).rowcount == 1:
+                    return Claim(ClaimResult.CLAIMED, claimed)
                 record = record_in(conn.execute(select, request.key).fetchall())
                 refusal = request.refusal(record)
                 if refusal is not None:
                     return refusal
                 claimed = request.claimed(record)
-                if record is None:
-                    conn.execute(_qmark(INSERT_EVENT), claimed.to_row())
-                else:
-                    conn.execute(_qmark(TAKE_OVER_EVENT), take_over_params(claimed))
+                conn.execute(_qmark(TAKE_OVER_EVENT), take_over_params(claimed))
             return Claim(ClaimResult.CLAIMED, claimed)
 
     # -- lifecycle -------------------------------------------------------------------------
