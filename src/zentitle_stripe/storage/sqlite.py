@@ -197,6 +197,9 @@ class SQLiteStorage(SQLStorage):
         record, attempt = settled_rows(request, finish)
         with self._errors("record an event"):
             conn = self._conn()
+            # A redelivery (already recorded) needs no write lock: a plain read says so.
+            if conn.execute(_qmark(SELECT_EVENT), request.key).fetchall():
+                return False
             with self._write(conn):
                 if conn.execute(_qmark(INSERT_EVENT), record.to_row()).rowcount != 1:
                     return False
