@@ -40,6 +40,13 @@ _UNFENCED = Fence(owner="unfenced", lease_seconds=math.inf, clock=time.time, sta
 """What a flow run outside the ledger checks: it holds nothing and has all the time."""
 
 
+BOUNDED_GROUP_PAGES = 1
+"""Pages of a customer's groups (100 each) a lookup reads when storage knows of no create
+for the subscription: Zentitle2 cannot filter groups by `orderRefId` (the contract's
+`GET /api/v1/entitlements/groups` takes only `customerId`), so one page bounds the cost
+and still finds a group another installation created for a customer with few groups."""
+
+
 class FlowContext:
     """The clients, storage and settings of the provisioning flows.
 
@@ -115,9 +122,19 @@ class FlowContext:
         """What storage knows of a subscription; a fresh state for one never seen."""
         return self.storage.get_subscription(subscription_id) or SubscriptionState(subscription_id)
 
-    def find_group(self, subscription_id: str, customer_id: str | None) -> EntitlementGroup | None:
-        """The group an earlier, interrupted attempt created, if any (oldest wins)."""
-        groups = self.zentitle.find_entitlement_groups(subscription_id, customer_id=customer_id)
+    def find_group(
+        self, subscription_id: str, customer_id: str | None, *, bounded: bool = False
+    ) -> EntitlementGroup | None:
+        """The group an earlier, interrupted attempt created, if any (oldest wins).
+
+        `bounded` looks at the first page of the customer's groups only: for a
+        subscription of which storage knows no create (see `first_payment`), so the cost
+        does not grow with the customer's groups.
+        """
+        pages = BOUNDED_GROUP_PAGES if bounded else None
+        groups = self.zentitle.find_entitlement_groups(
+            subscription_id, customer_id=customer_id, max_pages=pages
+        )
         if len(groups) > 1:
             logger.warning(
                 "subscription %s has %d entitlement groups in Zentitle2; using the oldest",

@@ -80,8 +80,11 @@ def provision(
             customer_id, new_customer = zentitle_customer(ctx, invoice, owner)
         state = attrs.evolve(state, zentitle_customer_id=customer_id)
         marker = group_marker(ctx, subscription_id)
-        # A customer created just now has no groups yet: skip the lookup.
-        group = None if new_customer else ctx.find_group(subscription_id, customer_id)
+        # A customer created just now has no groups yet: skip the lookup. Storage holds
+        # no group id here; if it knows of no create either, a bounded look suffices.
+        group = None
+        if not new_customer:
+            group = ctx.find_group(subscription_id, customer_id, bounded=not marker.known)
         fresh = False
         if group is None:
             marker.hold_off(ctx)  # an earlier create may still land: wait, do not repeat

@@ -83,18 +83,21 @@ class CreateMarker:
     what: str
     """The object, for messages: "the entitlement group of subscription sub_1"."""
     attempted_at: float | None = None
+    known: bool = False
+    """Whether storage holds this marker at all (a create was attempted, ever): if not,
+    this storage never tried to create the object."""
 
     @classmethod
     def read(cls, ctx: FlowContext, key: str, what: str) -> CreateMarker:
         """The marker stored at `key`; a value that is not a time counts as an old attempt."""
         value = ctx.storage.get_customer_link(key)
         if value is None or value == CLEARED:
-            return cls(key, what)
+            return cls(key, what, known=value is not None)
         try:
             moment = float(value)
         except ValueError:
             moment = 0.0
-        return cls(key, what, moment if math.isfinite(moment) else 0.0)
+        return cls(key, what, moment if math.isfinite(moment) else 0.0, known=True)
 
     @property
     def pending(self) -> bool:
@@ -136,7 +139,7 @@ class CreateMarker:
         now = ctx.clock()
         ctx.fence.check()
         ctx.storage.put_customer_link(self.key, repr(now))
-        return attrs.evolve(self, attempted_at=now)
+        return attrs.evolve(self, attempted_at=now, known=True)
 
     def confirm(self, ctx: FlowContext) -> CreateMarker:
         """Mark the create confirmed (its object is recorded); a write only when pending."""

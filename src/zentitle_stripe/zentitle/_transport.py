@@ -263,9 +263,15 @@ class Transport:
         return self.parse("GET", path, self.request("GET", path, params=params), parse)
 
     def get_all(
-        self, path: str, parse: Parse[_ModelT], params: Mapping[str, str] | None = None
+        self,
+        path: str,
+        parse: Parse[_ModelT],
+        params: Mapping[str, str] | None = None,
+        *,
+        max_pages: int | None = None,
     ) -> list[_ModelT]:
-        """Every item of a paged list, following `pageNumber` until `elementsTotal`.
+        """Every item of a paged list, following `pageNumber` until `elementsTotal`
+        (or only the first `max_pages` pages: a bounded search).
 
         Also stops on a short or empty page, so a missing `elementsTotal` cannot loop.
         """
@@ -285,6 +291,8 @@ class Transport:
                 raise _errors.unexpected("GET", path, response, str(exc)) from None
             total = body.get("elementsTotal")
             if len(items) < PAGE_SIZE or (isinstance(total, int) and len(results) >= total):
+                return results
+            if max_pages is not None and page >= max_pages:
                 return results
             page += 1
 

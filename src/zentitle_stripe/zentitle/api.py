@@ -112,12 +112,13 @@ class ZentitleAPI(Protocol):
         ...
 
     def find_entitlement_groups(
-        self, order_ref_id: str, *, customer_id: str | None = None
+        self, order_ref_id: str, *, customer_id: str | None = None, max_pages: int | None = None
     ) -> list[EntitlementGroup]:
         """Groups whose `orderRefId` equals `order_ref_id`, matched client-side.
 
         The API cannot filter on it and does not keep it unique, so this may return
-        several groups; pass `customer_id` to avoid paging every group of the tenant.
+        several groups; pass `customer_id` to avoid paging every group of the tenant, and
+        `max_pages` to look at no more than that many pages (a bounded search).
         The found groups' `entitlements` are empty (list entries never carry expiry or
         seats anyway): read a group to get them.
         """

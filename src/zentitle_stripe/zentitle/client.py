@@ -203,16 +203,19 @@ class ZentitleClient:
         return self._list_groups(params)
 
     def find_entitlement_groups(
-        self, order_ref_id: str, *, customer_id: str | None = None
+        self, order_ref_id: str, *, customer_id: str | None = None, max_pages: int | None = None
     ) -> list[EntitlementGroup]:
         """Listed without `expand`, as Nalpeiron's own lookup does: matching needs only
         ids and `orderRefId`."""
         params = {"customerId": customer_id} if customer_id is not None else None
-        return [g for g in self._list_groups(params) if g.order_ref_id == order_ref_id]
+        groups = self._list_groups(params, max_pages=max_pages)
+        return [g for g in groups if g.order_ref_id == order_ref_id]
 
-    def _list_groups(self, params: Mapping[str, str] | None) -> list[EntitlementGroup]:
+    def _list_groups(
+        self, params: Mapping[str, str] | None, *, max_pages: int | None = None
+    ) -> list[EntitlementGroup]:
         return self._api.get_all(
-            _path("entitlements", "groups"), EntitlementGroup.from_json, params
+            _path("entitlements", "groups"), EntitlementGroup.from_json, params, max_pages=max_pages
         )
 
     # -- entitlements -------------------------------------------------------------------
