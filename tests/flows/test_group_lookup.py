@@ -65,5 +65,6 @@ def test_the_bounded_look_still_finds_a_group_on_its_page() -> None:
     finally:
         client.close()
     calls = budget.deliver(paid, "provisioned")
-    assert calls.group_lists == 1 and calls.z_writes == 0
+    assert calls.group_lists == 1
+    assert calls.z_writes == 0
     assert budget.world.storage.get_subscription(subscription).group_id == group.id  # type: ignore[union-attr]

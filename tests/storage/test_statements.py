@@ -61,9 +61,7 @@ def _top_level(statements: list[str]) -> list[str]:
     comment or, in some Python versions, as its write again: both are left out."""
     issued = [s for s in statements if not s.startswith("--")]
     kept = [
-        s
-        for i, s in enumerate(issued)
-        if i == 0 or s != issued[i - 1] or s.startswith("SELECT")
+        s for i, s in enumerate(issued) if i == 0 or s != issued[i - 1] or s.startswith("SELECT")
     ]
     return [s.split()[0].upper() for s in kept]
 
@@ -77,7 +75,8 @@ def test_sqlite_settled_event_is_one_write_transaction(
     assert _deliver(provisioner, event) is OutcomeKind.IGNORED
     assert _top_level(statements) == ["SELECT", "BEGIN", "INSERT", "INSERT", "COMMIT"]
     record = storage.get_event(event["id"])
-    assert record is not None and record.status is EventStatus.DONE
+    assert record is not None
+    assert record.status is EventStatus.DONE
     assert [a.status for a in record.history] == ["done"]
 
     statements.clear()

@@ -78,8 +78,7 @@ _RELEASE_LOCK = "DELETE FROM zs_locks WHERE name = %s AND owner = %s"
 # A settled event's one attempt, written beside its insert (the history triggers fire on
 # updates only): the same row a finish would have left.
 SETTLED_ATTEMPT = (
-    f"INSERT INTO zs_event_attempts ({ATTEMPT_COLUMNS}) "  # noqa: S608
-    "SELECT %s, %s, 1, %s, %s, %s, %s, %s, NULL"
+    f"INSERT INTO zs_event_attempts ({ATTEMPT_COLUMNS}) SELECT %s, %s, 1, %s, %s, %s, %s, %s, NULL"
 )
 _HISTORY_BATCH = 400  # event ids per history query: within SQLite's oldest variable limit
 

@@ -53,10 +53,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStorage"]
 _IDLE_CHECK_SECONDS = 30.0
 """A pooled connection idle longer than this is checked (one round trip) before use."""
 _LAST_USED: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-_SETTLED = (
-    f"WITH inserted AS ({INSERT_EVENT} RETURNING 1) "
-    f"{SETTLED_ATTEMPT} FROM inserted"
-)
+_SETTLED = f"WITH inserted AS ({INSERT_EVENT} RETURNING 1) {SETTLED_ATTEMPT} FROM inserted"
 """A settled event and its one attempt in a single statement (autocommit: atomic)."""
 
 _Connection = psycopg.Connection[tuple[Any, ...]]
