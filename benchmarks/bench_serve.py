@@ -72,7 +72,7 @@ def _free_port() -> int:
 def _start(kind: str, directory: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     command = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--dir", directory]
-    process = subprocess.Popen(command, env=os.environ.copy())
+    process = subprocess.Popen(command, env=os.environ.copy())  # noqa: S603 - our own script
     url = f"http://127.0.0.1:{port}/stripe/webhook"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
