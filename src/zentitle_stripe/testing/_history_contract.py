@@ -126,3 +126,38 @@ class HistoryContract:
         assert stuck(T0 + 1) == []
         self._claim("evt_1", "next", at)
         assert stuck(at) == ["evt_2", "evt_z"]
+
+    # -- settled events (`record_settled`, optional) --------------------------------------
+
+    def _settle(self, event_id: str, now: float) -> bool | None:
+        """`record_settled` of the backend, or `None` when it has none (optional)."""
+        record = getattr(self.storage, "record_settled", None)
+        if not callable(record):
+            return None
+        event = NewEvent(event_id=event_id, source="stripe", type="customer.updated", payload=b"{}")
+        settled: bool = record(event, owner="w1", outcome="ignored", detail="not ours", now=now)
+        return settled
+
+    def test_a_settled_event_is_recorded_done_with_its_attempt(self) -> None:
+        if self._settle("evt_s", T0) is not True:
+            return  # no record_settled: the ledger claims and finishes instead
+        record = self._record("evt_s")
+        assert record.status is EventStatus.DONE
+        assert (record.attempts, record.outcome, record.detail) == (1, "ignored", "not ours")
+        assert record.claimed_by is None
+        assert record.lease_expires is None
+        assert record.payload == b"{}"
+        if self._keeps_history():
+            assert self._attempts("evt_s") == [(1, "w1", "done", "ignored")]
+        assert self._claim("evt_s", "w2", T0 + 1) is ClaimResult.DUPLICATE
+
+    def test_settling_a_recorded_event_changes_nothing(self) -> None:
+        assert self._claim("evt_s", "w1", T0) is ClaimResult.CLAIMED
+        if self._settle("evt_s", T0 + 1) is None:
+            return
+        assert self._settle("evt_s", T0 + 1) is False
+        assert self._record("evt_s").claimed_by == "w1"
+        assert self._end("evt_s", "w1", EventStatus.FAILED, T0 + 2)
+        assert self._settle("evt_s", T0 + 3) is False
+        record = self._record("evt_s")
+        assert (record.status, record.attempts) == (EventStatus.FAILED, 1)
