@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from ._closing import Closer
 from ._intake import STRIPE, ZENTITLE, refused, stripe_record, zentitle_record
 from ._untrusted import bounded_body, finite_number
-from .config import DEFAULT_MAX_BODY_BYTES, SeatPolicy, Secret, Settings
+from .config import DEFAULT_MAX_BODY_BYTES, Processing, SeatPolicy, Secret, Settings
 from .events import StripeEvent, parse_event
 from .exceptions import (
     ConfigurationError,
@@ -118,6 +118,13 @@ def _replay_work(router: Router, processor: EventProcessor, record: EventRecord)
     return functools.partial(_process_stripe, processor, parse_event(record.payload))
 
 
+def _raising(exc: Exception) -> Work:
+    def work(owner: str) -> Outcome:
+        raise exc
+
+    return work
+
+
 class Provisioner:
     """Turns verified Stripe events into Zentitle2 licences, exactly once.
 
@@ -154,14 +161,19 @@ class Provisioner:
         seat_policy: SeatPolicy = "multiply",
         clock: Callable[[], float] = time.time,
         create_window: float = 60.0,
+        processing: Processing = "sync",
     ) -> None:
         """Wire the engine.
 
         With `zentitle` and `stripe` clients and no `processor`, the standard
         [`Provisioning`][zentitle_stripe.flows.Provisioning] flows are used; pass
         `processor` to replace them. Without any, every event is recorded and
-        acknowledged as ignored.
+        acknowledged as ignored. `processing="queue"` makes `handle_event` record and
+        answer at once, leaving the work to [`Worker`][zentitle_stripe.worker.Worker].
         """
+        if processing not in ("sync", "queue"):
+            raise ConfigurationError("processing must be 'sync' or 'queue'")
+        self.processing: Processing = processing
         secrets = [s.reveal() if isinstance(s, Secret) else s for s in webhook_secrets]
         if not secrets or not all(secrets):
             raise ConfigurationError("STRIPE_WEBHOOK_SECRET: at least one signing secret is needed")
@@ -293,6 +305,8 @@ class Provisioner:
                     body, signature, self._secrets, tolerance=self.tolerance, clock=self.clock
                 )
             event = parse_event(body)
+            if self.processing == "queue" and verify:
+                return self._ledger.enqueue(stripe_record(event, body), started=started)
             work = functools.partial(_process_stripe, self.processor, event)
             return self._ledger.run(stripe_record(event, body), work, started=started)
         except Exception as exc:  # refused; a bug is answered 500, never raised to the server
@@ -318,6 +332,17 @@ class Provisioner:
         except ProvisioningConfigError as exc:  # a replay that calls nothing is no success
             return classify(exc).response(event_id=event_id, event_type=record.type)
         return self._ledger.run(record.as_new_event(), work, started=started, replay=True)
+
+    def process_queued(
+        self, record: EventRecord, *, started: float
+    ) -> tuple[WebhookResponse, Exception | None]:
+        """Process a queued event a worker has claimed (`record.claimed_by`), by the
+        same flows and fencing as `handle_event`; see [`worker`][zentitle_stripe.worker]."""
+        try:
+            work = _replay_work(self.zentitle_router, self.processor, record)
+        except ProvisioningConfigError as exc:
+            return self._ledger.run_claimed(record, _raising(exc), started=started)
+        return self._ledger.run_claimed(record, work, started=started)
 
     def on_zentitle(self, event_code: str) -> Callable[[Callable[[E], None]], Callable[[E], None]]:
         """Register a handler for a Zentitle2 webhook event code (`"*"` for all).

@@ -25,11 +25,14 @@ from ._base import (
     decide_claim,
 )
 from ._history import stuck_events
+from ._queue import QueueStats, QueueStorage
 from ._redact import redact_url
 from .memory import MemoryStorage
 from .sqlite import SQLiteStorage
 
 __all__ = [
+    "QueueStats",
+    "QueueStorage",
     "DEFAULT_STORAGE_URL",
     "Claim",
     "ClaimResult",
