@@ -133,12 +133,6 @@ class Settings:
                 "ZENTITLE_STRIPE_SEAT_POLICY must be 'multiply' (quantity x offering seats) "
                 "or 'offering' (the offering's seats as they are)"
             )
-        mode = env.get("ZENTITLE_STRIPE_MODE", "sync").strip().lower() or "sync"
-        if mode not in ("sync", "queue"):
-            raise ConfigurationError(
-                "ZENTITLE_STRIPE_MODE must be 'sync' (default: work done before answering) "
-                "or 'queue' (answer at once; `zentitle-stripe worker` does the work)"
-            )
         storage_url = env.get("ZENTITLE_STRIPE_STORAGE", "").strip() or DEFAULT_STORAGE_URL
         return cls(
             stripe_api_key=Secret(api_key),
@@ -160,8 +154,18 @@ class Settings:
             seat_policy="offering" if seat_policy == "offering" else "multiply",
             http_timeout=read.number("ZENTITLE_STRIPE_HTTP_TIMEOUT", 10.0, positive=True),
             create_window=read.number("ZENTITLE_STRIPE_CREATE_WINDOW", 60.0, positive=True),
-            processing="queue" if mode == "queue" else "sync",
+            processing=_processing(env),
         )
+
+
+def _processing(env: Mapping[str, str]) -> Processing:
+    mode = env.get("ZENTITLE_STRIPE_MODE", "sync").strip().lower() or "sync"
+    if mode not in ("sync", "queue"):
+        raise ConfigurationError(
+            "ZENTITLE_STRIPE_MODE must be 'sync' (default: work done before answering) "
+            "or 'queue' (answer at once; `zentitle-stripe worker` does the work)"
+        )
+    return "queue" if mode == "queue" else "sync"
 
 
 class _Reader:

@@ -118,6 +118,25 @@ def _replay_work(router: Router, processor: EventProcessor, record: EventRecord)
     return functools.partial(_process_stripe, processor, parse_event(record.payload))
 
 
+def _checked_mode(processing: str) -> Processing:
+    if processing not in ("sync", "queue"):
+        raise ConfigurationError("processing must be 'sync' or 'queue'")
+    return "queue" if processing == "queue" else "sync"
+
+
+def process_queued(
+    provisioner: Provisioner, record: EventRecord, *, started: float
+) -> tuple[WebhookResponse, Exception | None]:
+    """Process a queued event a worker has claimed (`record.claimed_by`), by the same
+    flows and fencing as `handle_event`; see [`worker`][zentitle_stripe.worker]."""
+    ledger = provisioner._ledger
+    try:
+        work = _replay_work(provisioner.zentitle_router, provisioner.processor, record)
+    except ProvisioningConfigError as exc:
+        return ledger.run_claimed(record, _raising(exc), started=started)
+    return ledger.run_claimed(record, work, started=started)
+
+
 def _raising(exc: Exception) -> Work:
     def work(owner: str) -> Outcome:
         raise exc
@@ -168,12 +187,9 @@ class Provisioner:
         With `zentitle` and `stripe` clients and no `processor`, the standard
         [`Provisioning`][zentitle_stripe.flows.Provisioning] flows are used; pass
         `processor` to replace them. Without any, every event is recorded and
-        acknowledged as ignored. `processing="queue"` makes `handle_event` record and
-        answer at once, leaving the work to [`Worker`][zentitle_stripe.worker.Worker].
+        acknowledged as ignored. `processing="queue"`: see [`worker`][zentitle_stripe.worker].
         """
-        if processing not in ("sync", "queue"):
-            raise ConfigurationError("processing must be 'sync' or 'queue'")
-        self.processing: Processing = processing
+        self.processing: Processing = _checked_mode(processing)
         secrets = [s.reveal() if isinstance(s, Secret) else s for s in webhook_secrets]
         if not secrets or not all(secrets):
             raise ConfigurationError("STRIPE_WEBHOOK_SECRET: at least one signing secret is needed")
@@ -332,17 +348,6 @@ class Provisioner:
         except ProvisioningConfigError as exc:  # a replay that calls nothing is no success
             return classify(exc).response(event_id=event_id, event_type=record.type)
         return self._ledger.run(record.as_new_event(), work, started=started, replay=True)
-
-    def process_queued(
-        self, record: EventRecord, *, started: float
-    ) -> tuple[WebhookResponse, Exception | None]:
-        """Process a queued event a worker has claimed (`record.claimed_by`), by the
-        same flows and fencing as `handle_event`; see [`worker`][zentitle_stripe.worker]."""
-        try:
-            work = _replay_work(self.zentitle_router, self.processor, record)
-        except ProvisioningConfigError as exc:
-            return self._ledger.run_claimed(record, _raising(exc), started=started)
-        return self._ledger.run_claimed(record, work, started=started)
 
     def on_zentitle(self, event_code: str) -> Callable[[Callable[[E], None]], Callable[[E], None]]:
         """Register a handler for a Zentitle2 webhook event code (`"*"` for all).

@@ -19,9 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from .exceptions import RemoteAPIError, ZentitleAPIError
+from .exceptions import RemoteAPIError
 from .ledger import new_owner
-from .provisioner import Provisioner
+from .provisioner import Provisioner, process_queued
 from .responses import WebhookResponse
 from .storage import EventRecord, QueueStorage
 
@@ -87,8 +87,7 @@ class Worker:
         """Process up to `batch` due events; how many were processed."""
         done = 0
         while done < self.batch and not self.stopping:
-            self._respect_throttle()
-            if self.stopping:
+            if not self._respect_throttle():
                 break
             record = self.queue.claim_queued(
                 owner=new_owner(), lease_seconds=self.provisioner.lease_seconds, now=self.clock()
@@ -101,20 +100,22 @@ class Worker:
 
     def process(self, record: EventRecord) -> WebhookResponse:
         """Process one claimed event and queue it again if a retry can fix its failure."""
-        response, exc = self.provisioner.process_queued(record, started=time.perf_counter())
+        response, exc = process_queued(self.provisioner, record, started=time.perf_counter())
         self.processed += 1
-        if exc is not None and response.status >= 500 or response.status == 409:
+        if (exc is not None and response.status >= 500) or response.status == 409:
             self._retry(record, response, exc)
         return response
 
     def _retry(self, record: EventRecord, response: WebhookResponse, exc: Exception | None) -> None:
         now = self.clock()
         hint = _retry_after(response)
-        if isinstance(exc, ZentitleAPIError) and exc.status == 429 or _is_429(exc):
+        if _is_429(exc):
             self.queue.throttle(ZENTITLE_THROTTLE, until=now + (hint or 1.0))
         if record.attempts >= self.max_attempts:
             logger.error(
-                "event %s failed %d times; left failed, for replay", record.event_id, record.attempts
+                "event %s failed %d times; left failed, for replay",
+                record.event_id,
+                record.attempts,
             )
             return
         delay = min(self.max_backoff, self.backoff * 2 ** (record.attempts - 1))
@@ -122,10 +123,12 @@ class Worker:
         if self.queue.requeue_event(record.event_id, record.source, not_before=now + delay):
             self.retried += 1
 
-    def _respect_throttle(self) -> None:
+    def _respect_throttle(self) -> bool:
+        """Wait out the shared rate limit; whether to go on (not stopped meanwhile)."""
         wait = self.queue.throttled_until(ZENTITLE_THROTTLE) - self.clock()
         if wait > 0:
             self._sleep(min(wait, 30.0))
+        return not self._stopping.is_set()
 
 
 def _retry_after(response: WebhookResponse) -> float | None:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import make_world
 from zentitle_stripe import OutcomeKind
+from zentitle_stripe.provisioner import process_queued
 from zentitle_stripe.storage import EventStatus, MemoryStorage, QueueStorage, Storage
 from zentitle_stripe.storage.sqlite import SQLiteStorage
-from tests.support import make_world
 from zentitle_stripe.testing import EmulatedWorld
 from zentitle_stripe.worker import ZENTITLE_THROTTLE, Worker
 
@@ -38,9 +39,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
 
 @pytest.fixture
 def queued_world(storage: Storage) -> Iterator[EmulatedWorld]:
-    world = make_world(
-        storage=storage, processing="queue", offerings={"PRO-1Y": {"seats": 2}}
-    )
+    world = make_world(storage=storage, processing="queue", offerings={"PRO-1Y": {"seats": 2}})
     yield world
     world.close()
 
@@ -60,20 +59,25 @@ def test_queue_mode_answers_at_once_and_the_worker_drains_exactly_once(
     assert json.loads(answer.body)["outcome"] == "queued"
     assert len(world.zentitle_emulator.requests) == before  # no remote work at the door
     again = world.deliver(paid)  # a redelivery adds nothing to the queue
-    assert again.status == 200 and again.outcome.kind is OutcomeKind.QUEUED
+    assert again.status == 200
+    assert again.outcome.kind is OutcomeKind.QUEUED
     record = world.storage.get_event(paid["id"])
-    assert record is not None and record.status is EventStatus.QUEUED
+    assert record is not None
+    assert record.status is EventStatus.QUEUED
 
     worker = Worker(world.provisioner)
     assert worker.run_once() == 1
     assert worker.run_once() == 0
     assert len(world.groups(subscription_id)) == 1
     done = world.storage.get_event(paid["id"])
-    assert done is not None and done.status is EventStatus.DONE and done.attempts == 1
+    assert done is not None
+    assert done.status is EventStatus.DONE
+    assert done.attempts == 1
     renewal = world.renew(subscription_id)
     world.deliver(renewal)
     world.deliver(renewal)
-    assert worker.run_once() == 1 and renews(world) == 1
+    assert worker.run_once() == 1
+    assert renews(world) == 1
     assert world.deliver(renewal).outcome.kind is OutcomeKind.DUPLICATE
 
 
@@ -86,9 +90,11 @@ def test_a_transient_failure_is_queued_again_with_backoff(queued_world: Emulated
     worker = Worker(world.provisioner, backoff=60.0)
     assert worker.run_once() == 1
     record = world.storage.get_event(paid["id"])
-    assert record is not None and record.status is EventStatus.QUEUED
+    assert record is not None
+    assert record.status is EventStatus.QUEUED
     assert (record.lease_expires or 0.0) >= now + 60.0  # not due again at once
-    assert record.history and record.history[-1].status == "failed"
+    assert record.history
+    assert record.history[-1].status == "failed"
     assert worker.run_once() == 0
     world.zentitle_emulator.clear_faults()
     assert isinstance(world.storage, QueueStorage)
@@ -114,12 +120,13 @@ def test_a_worker_slower_than_its_lease_loses_the_event_to_another(
     assert Worker(world.provisioner, clock=lambda: later).run_once() == 1
     assert len(world.groups(subscription_id)) == 1
     # The slow one comes back: its claim is gone, so it records nothing and does no work.
-    response, _ = world.provisioner.process_queued(slow, started=0.0)
+    response, _ = process_queued(world.provisioner, slow, started=0.0)
     assert response.status == 503
     assert len(world.groups(subscription_id)) == 1
     record = storage.get_event(paid["id"])
-    assert record is not None and record.status is EventStatus.DONE
-    assert [a.status for a in record.history][0] == "abandoned"
+    assert record is not None
+    assert record.status is EventStatus.DONE
+    assert next(a.status for a in record.history) == "abandoned"
 
 
 def test_the_rate_limit_is_shared_and_only_moves_later(storage: Storage) -> None:
@@ -140,7 +147,8 @@ def test_a_worker_waits_for_the_shared_rate_limit(queued_world: EmulatedWorld) -
     slept: list[float] = []
     worker = Worker(world.provisioner, clock=lambda: now, sleep=slept.append)
     worker.run_once()
-    assert slept and 6 < slept[0] <= 7
+    assert slept
+    assert 6 < slept[0] <= 7
 
 
 def test_queue_stats_and_doctor_warn_about_old_queued_events(storage: Storage) -> None:
@@ -153,10 +161,13 @@ def test_queue_stats_and_doctor_warn_about_old_queued_events(storage: Storage) -
     added, _ = storage.enqueue_event(event, now=1000.0)
     assert added
     again, record = storage.enqueue_event(event, now=1001.0)
-    assert not again and record.status is EventStatus.QUEUED
+    assert not again
+    assert record.status is EventStatus.QUEUED
     stats = storage.queue_stats(now=1000.0)
     assert (stats.queued, stats.due, stats.oldest_due_received) == (1, 1, 1000.0)
     fresh = check_queue(storage, now=1010.0)
     old = check_queue(storage, now=5000.0)
-    assert fresh is not None and fresh.status.value == "PASS"
-    assert old is not None and old.status.value == "WARN"
+    assert fresh is not None
+    assert fresh.status.value == "PASS"
+    assert old is not None
+    assert old.status.value == "WARN"

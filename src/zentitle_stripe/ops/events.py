@@ -60,7 +60,7 @@ def status_text(record: EventRecord, now: float) -> str:
         waiting = f"queued for {duration(now - record.received_at)}"
         due = record.lease_expires or 0.0
         return waiting if due <= now else f"{waiting}, next attempt in {duration(due - now)}"
-    return record.status.value
+    return str(record.status.value)
 
 
 def duration(seconds: float) -> str:

@@ -31,8 +31,6 @@ from .memory import MemoryStorage
 from .sqlite import SQLiteStorage
 
 __all__ = [
-    "QueueStats",
-    "QueueStorage",
     "DEFAULT_STORAGE_URL",
     "Claim",
     "ClaimResult",
@@ -41,6 +39,8 @@ __all__ = [
     "EventStatus",
     "MemoryStorage",
     "NewEvent",
+    "QueueStats",
+    "QueueStorage",
     "SQLiteStorage",
     "Storage",
     "SubscriptionState",
