@@ -118,6 +118,13 @@ def _replay_work(router: Router, processor: EventProcessor, record: EventRecord)
     return functools.partial(_process_stripe, processor, parse_event(record.payload))
 
 
+def _secret_bytes(webhook_secrets: Sequence[str | Secret]) -> tuple[bytes, ...]:
+    secrets = [s.reveal() if isinstance(s, Secret) else s for s in webhook_secrets]
+    if not secrets or not all(secrets):
+        raise ConfigurationError("STRIPE_WEBHOOK_SECRET: at least one signing secret is needed")
+    return tuple(s.encode() for s in secrets)
+
+
 def _checked_mode(processing: str) -> Processing:
     if processing not in ("sync", "queue"):
         raise ConfigurationError("processing must be 'sync' or 'queue'")
@@ -129,12 +136,11 @@ def process_queued(
 ) -> tuple[WebhookResponse, Exception | None]:
     """Process a queued event a worker has claimed (`record.claimed_by`), by the same
     flows and fencing as `handle_event`; see [`worker`][zentitle_stripe.worker]."""
-    ledger = provisioner._ledger
     try:
         work = _replay_work(provisioner.zentitle_router, provisioner.processor, record)
-    except ProvisioningConfigError as exc:
-        return ledger.run_claimed(record, _raising(exc), started=started)
-    return ledger.run_claimed(record, work, started=started)
+    except ProvisioningConfigError as exc:  # recorded as failed, like any failed attempt
+        work = _raising(exc)
+    return provisioner._ledger.run_claimed(record, work, started=started)
 
 
 def _raising(exc: Exception) -> Work:
@@ -190,10 +196,7 @@ class Provisioner:
         acknowledged as ignored. `processing="queue"`: see [`worker`][zentitle_stripe.worker].
         """
         self.processing: Processing = _checked_mode(processing)
-        secrets = [s.reveal() if isinstance(s, Secret) else s for s in webhook_secrets]
-        if not secrets or not all(secrets):
-            raise ConfigurationError("STRIPE_WEBHOOK_SECRET: at least one signing secret is needed")
-        self._secrets = tuple(s.encode() for s in secrets)
+        self._secrets = _secret_bytes(webhook_secrets)
         self._zentitle = zentitle
         self._stripe = stripe
         if processor is None and zentitle is not None and stripe is not None:
