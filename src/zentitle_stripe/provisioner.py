@@ -139,15 +139,12 @@ def process_queued(
     try:
         work = _replay_work(provisioner.zentitle_router, provisioner.processor, record)
     except ProvisioningConfigError as exc:  # recorded as failed, like any failed attempt
-        work = _raising(exc)
+        work = functools.partial(_reraise, exc)
     return provisioner._ledger.run_claimed(record, work, started=started)
 
 
-def _raising(exc: Exception) -> Work:
-    def work(owner: str) -> Outcome:
-        raise exc
-
-    return work
+def _reraise(exc: Exception, owner: str) -> Outcome:
+    raise exc
 
 
 class Provisioner:
