@@ -147,6 +147,9 @@ class FakeService(Generic[_Kind]):
         """The service's time; `advance` moves it."""
         self.check_contract = check_contract and contract is not None
         """Hold every request, answer and webhook to the contract (on when there is one)."""
+        self.latency = 0.0
+        """Real seconds every served (HTTP) request waits before it is answered, as a
+        remote service far away would: for benchmarks (the in-process transport ignores it)."""
         self.requests: list[RecordedRequest] = []
         self._contract = contract
         self._lock = threading.RLock()
@@ -279,6 +282,8 @@ class FakeService(Generic[_Kind]):
                     return
         if scope["type"] != "http":
             return
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
         body = b""
         while True:
             message = await receive()
