@@ -171,3 +171,40 @@ def test_queue_stats_and_doctor_warn_about_old_queued_events(storage: Storage) -
     assert fresh.status.value == "PASS"
     assert old is not None
     assert old.status.value == "WARN"
+
+
+def test_the_mode_is_one_setting_and_sync_stays_the_default() -> None:
+    from tests.wiring.test_config import ENV
+    from zentitle_stripe.config import Settings
+    from zentitle_stripe.exceptions import ConfigurationError
+
+    assert Settings.from_env(ENV).processing == "sync"
+    assert Settings.from_env(ENV | {"ZENTITLE_STRIPE_MODE": "queue"}).processing == "queue"
+    with pytest.raises(ConfigurationError, match="ZENTITLE_STRIPE_MODE"):
+        Settings.from_env(ENV | {"ZENTITLE_STRIPE_MODE": "later"})
+
+
+def test_events_shows_how_long_a_queued_event_waited(storage: Storage) -> None:
+    from zentitle_stripe.ops.events import status_text
+    from zentitle_stripe.storage import NewEvent
+
+    assert isinstance(storage, QueueStorage)
+    event = NewEvent(event_id="evt_w", source="stripe", type="invoice.paid", payload=b"{}")
+    _, record = storage.enqueue_event(event, now=1000.0)
+    assert status_text(record, 1120.0).startswith("queued for 2")
+    claimed = storage.claim_queued(owner="w", lease_seconds=60, now=1000.0)
+    assert claimed is not None
+    storage.finish_event(
+        "evt_w",
+        "stripe",
+        owner="w",
+        status=EventStatus.FAILED,
+        outcome="failed",
+        detail="busy",
+        error="TransientError",
+        now=1001.0,
+    )
+    assert storage.requeue_event("evt_w", "stripe", not_before=1600.0)
+    again = storage.get_event("evt_w")
+    assert again is not None
+    assert "next attempt in" in status_text(again, 1100.0)
