@@ -20,13 +20,17 @@ from .exceptions import ConfigurationError
 from .signature import DEFAULT_TOLERANCE
 from .storage import DEFAULT_STORAGE_URL, redact_url
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "SeatPolicy", "Secret", "Settings"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Processing", "SeatPolicy", "Secret", "Settings"]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 _N = TypeVar("_N", int, float)
 
 SeatPolicy = Literal["multiply", "offering"]
 """`multiply`: quantity N gives N times the offering's seats; `offering`: as offered."""
+
+Processing = Literal["sync", "queue"]
+"""`sync`: `handle_event` does the work before answering; `queue`: it records the event
+and answers 200 at once, and `zentitle-stripe worker` does the work."""
 
 
 class Secret:
@@ -91,6 +95,7 @@ class Settings:
     seat_policy: SeatPolicy = "multiply"
     http_timeout: float = attrs.field(default=10.0, validator=_finite)
     create_window: float = attrs.field(default=60.0, validator=_finite)
+    processing: Processing = "sync"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -149,7 +154,18 @@ class Settings:
             seat_policy="offering" if seat_policy == "offering" else "multiply",
             http_timeout=read.number("ZENTITLE_STRIPE_HTTP_TIMEOUT", 10.0, positive=True),
             create_window=read.number("ZENTITLE_STRIPE_CREATE_WINDOW", 60.0, positive=True),
+            processing=_processing(env),
         )
+
+
+def _processing(env: Mapping[str, str]) -> Processing:
+    mode = env.get("ZENTITLE_STRIPE_MODE", "sync").strip().lower() or "sync"
+    if mode not in ("sync", "queue"):
+        raise ConfigurationError(
+            "ZENTITLE_STRIPE_MODE must be 'sync' (default: work done before answering) "
+            "or 'queue' (answer at once; `zentitle-stripe worker` does the work)"
+        )
+    return "queue" if mode == "queue" else "sync"
 
 
 class _Reader:

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from .exceptions import EventInProgress, LeaseLost, ZentitleStripeError
+from .exceptions import ConfigurationError, EventInProgress, LeaseLost, ZentitleStripeError
 from .fencing import Fence
 from .responses import Outcome, OutcomeKind, WebhookResponse, classify
 from .storage import ClaimResult, EventRecord, EventStatus, NewEvent, Storage
@@ -102,22 +102,62 @@ class Ledger:
         if claim.result is ClaimResult.IN_PROGRESS:
             busy = EventInProgress("this event is being processed by another worker; retry later")
             return self._failed(new, busy, started)
+        return self._attempt(new, owner, now, work, started)[0]
+
+    def run_claimed(
+        self, record: EventRecord, work: Work, *, started: float
+    ) -> tuple[WebhookResponse, Exception | None]:
+        """Run `work` for `record`, already claimed (by a worker, `claim_queued`), and
+        finish it as `run` does; also returns the exception of a failed attempt, so the
+        worker can tell a transient failure (queued again) from a permanent one."""
+        assert record.claimed_by is not None
+        return self._attempt(record.as_new_event(), record.claimed_by, self.clock(), work, started)
+
+    def enqueue(self, new: NewEvent, *, started: float) -> WebhookResponse:
+        """Queue mode: record `new` for the worker and answer 200 at once, no remote work.
+
+        A redelivery of an event known already adds nothing to the queue: it is answered
+        as a duplicate (done, queued or in progress), or queued again when it had failed.
+        """
+        from .storage import QueueStorage
+
+        if not isinstance(self.storage, QueueStorage):
+            raise ConfigurationError(
+                f"queue mode needs a storage with a queue; {type(self.storage).__name__} "
+                "has none (ZENTITLE_STRIPE_MODE=sync)"
+            )
+        try:
+            added, record = self.storage.enqueue_event(new, now=self.clock())
+        except ZentitleStripeError as exc:
+            return self._failed(new, exc, started)
+        if not added and record.status is EventStatus.DONE:
+            return self._duplicate(new, record, started)
+        reason = "recorded; a worker processes it" if added else f"already {record.status.value}"
+        outcome = Outcome(OutcomeKind.QUEUED, reason)
+        log_answer(new.source, new.event_id, new.type, outcome, 200, started)
+        return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
+
+    def _attempt(
+        self, new: NewEvent, owner: str, now: float, work: Work, started: float
+    ) -> tuple[WebhookResponse, Exception | None]:
         fence = self.fence(owner, started=now)
         fence.hold_claim(self.storage, new.event_id, new.source, expires=now + self.lease_seconds)
         try:
             with fence.active():
                 outcome = work(owner)
         except Exception as exc:
-            return self._failed(new, exc, started, owner=owner)
+            return self._failed(new, exc, started, owner=owner), exc
         try:
             finished = self._finish(new, owner, EventStatus.DONE, outcome.kind, outcome.reason)
         except ZentitleStripeError as exc:
-            return self._failed(new, exc, started)
+            return self._failed(new, exc, started), exc
         if not finished:
             # A successor holds the claim now: it records the outcome, not this worker.
-            return self._failed(new, _finished_elsewhere(), started)
+            lost = _finished_elsewhere()
+            return self._failed(new, lost, started), lost
         log_answer(new.source, new.event_id, new.type, outcome, 200, started)
-        return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
+        response = WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
+        return response, None
 
     def _record_settled(
         self, new: NewEvent, owner: str, outcome: Outcome, now: float, started: float

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from ._closing import Closer
 from ._intake import STRIPE, ZENTITLE, refused, stripe_record, zentitle_record
 from ._untrusted import bounded_body, finite_number
-from .config import DEFAULT_MAX_BODY_BYTES, SeatPolicy, Secret, Settings
+from .config import DEFAULT_MAX_BODY_BYTES, Processing, SeatPolicy, Secret, Settings
 from .events import StripeEvent, parse_event
 from .exceptions import (
     ConfigurationError,
@@ -127,6 +127,35 @@ def _replay_work(router: Router, processor: EventProcessor, record: EventRecord)
     return functools.partial(_process_stripe, processor, parse_event(record.payload))
 
 
+def _secret_bytes(webhook_secrets: Sequence[str | Secret]) -> tuple[bytes, ...]:
+    secrets = [s.reveal() if isinstance(s, Secret) else s for s in webhook_secrets]
+    if not secrets or not all(secrets):
+        raise ConfigurationError("STRIPE_WEBHOOK_SECRET: at least one signing secret is needed")
+    return tuple(s.encode() for s in secrets)
+
+
+def _checked_mode(processing: str) -> Processing:
+    if processing not in ("sync", "queue"):
+        raise ConfigurationError("processing must be 'sync' or 'queue'")
+    return "queue" if processing == "queue" else "sync"
+
+
+def process_queued(
+    provisioner: Provisioner, record: EventRecord, *, started: float
+) -> tuple[WebhookResponse, Exception | None]:
+    """Process a queued event a worker has claimed (`record.claimed_by`), by the same
+    flows and fencing as `handle_event`; see [`worker`][zentitle_stripe.worker]."""
+    try:
+        work = _replay_work(provisioner.zentitle_router, provisioner.processor, record)
+    except ProvisioningConfigError as exc:  # recorded as failed, like any failed attempt
+        work = functools.partial(_reraise, exc)
+    return provisioner._ledger.run_claimed(record, work, started=started)
+
+
+def _reraise(exc: Exception, owner: str) -> Outcome:
+    raise exc
+
+
 class Provisioner:
     """Turns verified Stripe events into Zentitle2 licences, exactly once.
 
@@ -163,18 +192,17 @@ class Provisioner:
         seat_policy: SeatPolicy = "multiply",
         clock: Callable[[], float] = time.time,
         create_window: float = 60.0,
+        processing: Processing = "sync",
     ) -> None:
         """Wire the engine.
 
         With `zentitle` and `stripe` clients and no `processor`, the standard
         [`Provisioning`][zentitle_stripe.flows.Provisioning] flows are used; pass
         `processor` to replace them. Without any, every event is recorded and
-        acknowledged as ignored.
+        acknowledged as ignored. `processing="queue"`: see [`worker`][zentitle_stripe.worker].
         """
-        secrets = [s.reveal() if isinstance(s, Secret) else s for s in webhook_secrets]
-        if not secrets or not all(secrets):
-            raise ConfigurationError("STRIPE_WEBHOOK_SECRET: at least one signing secret is needed")
-        self._secrets = tuple(s.encode() for s in secrets)
+        self.processing: Processing = _checked_mode(processing)
+        self._secrets = _secret_bytes(webhook_secrets)
         self._zentitle = zentitle
         self._stripe = stripe
         if processor is None and zentitle is not None and stripe is not None:
@@ -302,6 +330,8 @@ class Provisioner:
                     body, signature, self._secrets, tolerance=self.tolerance, clock=self.clock
                 )
             event = parse_event(body)
+            if self.processing == "queue" and verify:
+                return self._ledger.enqueue(stripe_record(event, body), started=started)
             work = functools.partial(_process_stripe, self.processor, event)
             settled = _settled(self.processor, event)
             record = stripe_record(event, body)

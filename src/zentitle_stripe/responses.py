@@ -55,6 +55,8 @@ class OutcomeKind(str, enum.Enum):
     """Nothing to do (other event types, one-time payments, ...)."""
     DUPLICATE = "duplicate"
     """Already done, or being done by another worker right now."""
+    QUEUED = "queued"
+    """Recorded in queue mode; `zentitle-stripe worker` processes it."""
     FAILED = "failed"
     """Not done; `reason` says why and whether a retry can succeed."""
 

@@ -66,6 +66,7 @@ class Services(ClosingContext):
             lookup_key_fallback=settings.lookup_key_fallback,
             seat_policy=settings.seat_policy,
             create_window=settings.create_window,
+            processing=settings.processing,
         )
         self.provisioner._services = self  # its close() and .settings defer to us
         self._closer = Closer(zentitle, stripe, storage)

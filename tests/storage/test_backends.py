@@ -172,6 +172,8 @@ def test_public_names_of_the_storage_modules_are_pinned() -> None:
         "EventStatus",
         "MemoryStorage",
         "NewEvent",
+        "QueueStats",
+        "QueueStorage",
         "SQLiteStorage",
         "Storage",
         "SubscriptionState",

@@ -33,7 +33,13 @@ PUBLIC_API: dict[str, set[str]] = {
         "ZentitleStripeError",
         "__version__",
     },
-    "zentitle_stripe.config": {"DEFAULT_MAX_BODY_BYTES", "SeatPolicy", "Secret", "Settings"},
+    "zentitle_stripe.config": {
+        "DEFAULT_MAX_BODY_BYTES",
+        "Processing",
+        "SeatPolicy",
+        "Secret",
+        "Settings",
+    },
     "zentitle_stripe.exceptions": {
         "ConfigurationError",
         "EventInProgress",
@@ -91,6 +97,8 @@ PUBLIC_API: dict[str, set[str]] = {
     },
     "zentitle_stripe.storage": {
         "DEFAULT_STORAGE_URL",
+        "QueueStats",
+        "QueueStorage",
         "Claim",
         "ClaimResult",
         "EventAttempt",
@@ -251,6 +259,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "write_env_secret",
     },
     "zentitle_stripe.cli": {"main"},
+    "zentitle_stripe.worker": {"ZENTITLE_THROTTLE", "Worker"},
     "zentitle_stripe.demo": {"DemoStory", "StepResult", "run_demo"},
     "zentitle_stripe.testing": {
         "DEFAULT_RANDOM_FAULTS",

@@ -22,7 +22,7 @@ __all__ = ["main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command registered, in the order `--help` lists them."""
-    from . import connect, doctor, events, migrate, reconcile, server
+    from . import connect, doctor, events, migrate, reconcile, server, worker
 
     parser = argparse.ArgumentParser(
         prog="zentitle-stripe",
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (server, doctor, connect, events, reconcile, migrate):
+    for module in (server, worker, doctor, connect, events, reconcile, migrate):
         module.register(subcommands)
     return parser
 

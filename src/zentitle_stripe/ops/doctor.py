@@ -7,6 +7,7 @@ credentials, the webhook endpoint and its secret, and storage.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -15,6 +16,7 @@ from ..catalogue import REQUIRED_EVENTS, missing_events
 from ..exceptions import StripeAPIError, ZentitleAPIError, ZentitleStripeError
 from ._common import Check, CheckStatus, Progress, quiet
 from .prices import check_catalogue
+from .worker import check_queue
 
 if TYPE_CHECKING:
     from ..storage import Storage
@@ -96,6 +98,9 @@ def run_doctor(
             )
     if storage is not None:
         checks.append(check_storage(storage))
+        queue = check_queue(storage, now=time.time())
+        if queue is not None:
+            checks.append(queue)
     return DoctorReport(tuple(checks))
 
 

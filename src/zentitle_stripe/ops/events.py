@@ -56,7 +56,11 @@ def status_text(record: EventRecord, now: float) -> str:
     unfinished claim has expired."""
     if record.is_stuck(now):
         return f"processing, stuck for {duration(now - record.updated_at)}"
-    return record.status.value
+    if record.status is EventStatus.QUEUED:
+        waiting = f"queued for {duration(now - record.received_at)}"
+        due = record.lease_expires or 0.0
+        return waiting if due <= now else f"{waiting}, next attempt in {duration(due - now)}"
+    return str(record.status.value)
 
 
 def duration(seconds: float) -> str:

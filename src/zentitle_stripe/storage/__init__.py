@@ -25,6 +25,7 @@ from ._base import (
     decide_claim,
 )
 from ._history import stuck_events
+from ._queue import QueueStats, QueueStorage
 from ._redact import redact_url
 from .memory import MemoryStorage
 from .sqlite import SQLiteStorage
@@ -38,6 +39,8 @@ __all__ = [
     "EventStatus",
     "MemoryStorage",
     "NewEvent",
+    "QueueStats",
+    "QueueStorage",
     "SQLiteStorage",
     "Storage",
     "SubscriptionState",

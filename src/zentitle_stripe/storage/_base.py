@@ -38,6 +38,9 @@ class EventStatus(str, enum.Enum):
     """Finished; a redelivery is a duplicate."""
     FAILED = "failed"
     """Finished with an error; a redelivery or `replay` processes it again."""
+    QUEUED = "queued"
+    """Recorded in queue mode, waiting for `zentitle-stripe worker` (its `lease_expires`
+    is the earliest time of the next attempt)."""
 
 
 class ClaimResult(str, enum.Enum):

@@ -10,8 +10,17 @@ import threading
 import attrs
 
 from ._backend import ClaimRequest, EventQuery, Finish, Lease, StorageBackend, holds_claim
-from ._base import Claim, ClaimResult, EventRecord, SubscriptionState, check_state_write
+from ._base import (
+    Claim,
+    ClaimResult,
+    EventRecord,
+    EventStatus,
+    NewEvent,
+    SubscriptionState,
+    check_state_write,
+)
 from ._history import EventTable
+from ._queue import QueueStats, queued_record, taken
 
 __all__ = ["MemoryStorage"]
 
@@ -25,6 +34,7 @@ class MemoryStorage(StorageBackend):
         self._subscriptions: dict[str, SubscriptionState] = {}
         self._customers: dict[str, str] = {}
         self._locks: dict[str, Lease] = {}
+        self._throttles: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStorage(events={len(self._events)})"
@@ -107,6 +117,61 @@ class MemoryStorage(StorageBackend):
                 return False
             self._locks[name] = Lease(owner, now + lease_seconds)
             return True
+
+    # -- worker mode (see `storage._queue`) ---------------------------------------------
+
+    def enqueue_event(self, event: NewEvent, *, now: float) -> tuple[bool, EventRecord]:
+        key = (event.source, event.event_id)
+        with self._lock:
+            stored = self._events.get(key)
+            if stored is None:
+                record = self._events[key] = queued_record(event, now)
+                return True, record
+            if stored.status is EventStatus.FAILED:
+                stored = self._events[key] = attrs.evolve(
+                    stored, status=EventStatus.QUEUED, lease_expires=now
+                )
+            return False, stored
+
+    def claim_queued(self, *, owner: str, lease_seconds: float, now: float) -> EventRecord | None:
+        waiting = (EventStatus.QUEUED, EventStatus.PROCESSING)
+        with self._lock:
+            due = [
+                r
+                for r in self._events.values()
+                if r.status in waiting and (r.lease_expires or 0.0) <= now
+            ]
+            if not due:
+                return None
+            first = min(due, key=lambda r: (r.lease_expires or 0.0, r.received_at))
+            claimed = taken(first, owner, lease_seconds, now)
+            self._events[(first.source, first.event_id)] = claimed
+            return claimed
+
+    def requeue_event(self, event_id: str, source: str, *, not_before: float) -> bool:
+        with self._lock:
+            stored = self._events.get((source, event_id))
+            if stored is None or stored.status is not EventStatus.FAILED:
+                return False
+            self._events[(source, event_id)] = attrs.evolve(
+                stored, status=EventStatus.QUEUED, lease_expires=not_before
+            )
+            return True
+
+    def queue_stats(self, *, now: float) -> QueueStats:
+        with self._lock:
+            queued = [r for r in self._events.values() if r.status is EventStatus.QUEUED]
+        due = [r for r in queued if (r.lease_expires or 0.0) <= now]
+        oldest = min((r.received_at for r in due), default=None)
+        return QueueStats(len(queued), len(due), oldest)
+
+    def throttle(self, name: str, *, until: float) -> None:
+        with self._lock:
+            self._throttles[name] = max(until, self._throttles.get(name, 0.0))
+
+    def throttled_until(self, name: str) -> float:
+        with self._lock:
+            return self._throttles.get(name, 0.0)
 
     def ping(self) -> None:
         return None

@@ -27,6 +27,7 @@ from typing import Any
 from ..exceptions import ConfigurationError, MissingExtraError, StorageError
 from ._backend import ClaimRequest, Finish
 from ._base import Claim, ClaimResult, EventRecord
+from ._queue import SQLQueue, claim_due
 from ._redact import redact_text, redact_url
 from ._sql import (
     INSERT_EVENT,
@@ -67,7 +68,7 @@ def _check_if_idle(conn: _Connection) -> None:
         ConnectionPool.check_connection(conn)
 
 
-class PostgresStorage(SQLStorage):
+class PostgresStorage(SQLQueue, SQLStorage):
     """A [`Storage`][zentitle_stripe.storage.Storage] in a PostgreSQL database.
 
     `url` is a libpq URL or conninfo string (`postgresql://user:pw@host/db`);
@@ -239,6 +240,16 @@ class PostgresStorage(SQLStorage):
                 claimed = request.claimed(record)
                 conn.execute(TAKE_OVER_EVENT, take_over_params(claimed))
             return Claim(ClaimResult.CLAIMED, claimed)
+
+    def claim_queued(self, *, owner: str, lease_seconds: float, now: float) -> EventRecord | None:
+        with self._connection("claim a queued event") as conn, conn.transaction():
+            # SKIP LOCKED: workers on any host take different events and never wait.
+            def run(statement: str, params: Sequence[Any]) -> Sequence[Row]:
+                cursor = conn.execute(statement, params)
+                return cursor.fetchall() if cursor.description else []
+
+            lock = " FOR UPDATE SKIP LOCKED"
+            return claim_due(run, owner=owner, lease_seconds=lease_seconds, now=now, lock=lock)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from ..exceptions import StorageError
 from ._backend import ClaimRequest, Finish
-from ._base import Claim, ClaimResult
+from ._base import Claim, ClaimResult, EventRecord
 from ._history import SQLITE_HISTORY_SCHEMA
+from ._queue import SQLQueue, claim_due
 from ._sql import (
     INSERT_EVENT,
     SELECT_EVENT,
@@ -109,7 +110,7 @@ def _qmark(statement: str) -> str:
     return statement.replace("%s", "?")
 
 
-class SQLiteStorage(SQLStorage):
+class SQLiteStorage(SQLQueue, SQLStorage):
     """A [`Storage`][zentitle_stripe.storage.Storage] in one SQLite file."""
 
     _insertion_order = "rowid"
@@ -229,6 +230,16 @@ class SQLiteStorage(SQLStorage):
                 claimed = request.claimed(record)
                 conn.execute(_qmark(TAKE_OVER_EVENT), take_over_params(claimed))
             return Claim(ClaimResult.CLAIMED, claimed)
+
+    def claim_queued(self, *, owner: str, lease_seconds: float, now: float) -> EventRecord | None:
+        with self._errors("claim a queued event"):
+            conn = self._conn()
+            with self._write(conn):  # one host: the write lock serialises the workers
+
+                def run(statement: str, params: Sequence[Any]) -> Sequence[Row]:
+                    return conn.execute(_qmark(statement), params).fetchall()
+
+                return claim_due(run, owner=owner, lease_seconds=lease_seconds, now=now)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -124,7 +125,20 @@ class Reply:
     """A held answer waits this long when served (the Stripe emulator's `timeout`)."""
 
 
-class FakeService(Generic[_Kind]):
+class _Served:
+    latency: float = 0.0
+    """Real seconds every request served over HTTP waits before it is answered, as a
+    remote service far away would: for benchmarks (the in-process transport ignores it)."""
+
+
+async def _lagged(service: FakeService[Any], scope: _Scope, receive: _Receive, send: _Send) -> None:
+    """The service's ASGI app, each HTTP request waiting `service.latency` real seconds."""
+    if scope["type"] == "http" and service.latency > 0:
+        await asyncio.sleep(service.latency)
+    await service._asgi(scope, receive, send)
+
+
+class FakeService(_Served, Generic[_Kind]):
     """Recording, faults, serving, a clock and a contract check for an emulated API.
 
     Thread-safe: one lock serialises every request. Subclasses implement `_answer` and
@@ -240,7 +254,7 @@ class FakeService(Generic[_Kind]):
     @property
     def asgi_app(self) -> AsgiApp:
         """A plain ASGI 3 application (no framework needed) serving this emulator."""
-        return self._asgi
+        return functools.partial(_lagged, self)
 
     @contextlib.contextmanager
     def serve(self) -> Iterator[str]:
