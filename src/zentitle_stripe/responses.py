@@ -47,6 +47,8 @@ class OutcomeKind(str, enum.Enum):
     """Licences were created (or found already created) for a first payment."""
     RENEWED = "renewed"
     """A paid renewal extended the licences."""
+    UPDATED = "updated"
+    """A subscription change (items, quantities) was applied to the licences."""
     REVOKED = "revoked"
     """A cancellation disabled the licences."""
     HANDLED = "handled"

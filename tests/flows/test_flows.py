@@ -276,16 +276,19 @@ def test_renewal_with_storage_wiped_finds_the_group_by_order_ref(api_version: st
     assert world.entitlements(subscription_id)[0].expiry_date == plus_year(expiry)
 
 
-def test_subscription_update_invoice_changes_nothing(world: EmulatedWorld) -> None:
+def test_subscription_update_invoice_extends_nothing(world: EmulatedWorld) -> None:
+    """A proration invoice only reconciles items (here unchanged); it never renews."""
     subscription_id, paid = subscribe_two(world)
     world.deliver(paid)
+    before = [e.expiry_date for e in world.entitlements(subscription_id)]
     update = json.loads(json.dumps(world.renew(subscription_id)))
     update["id"] = "evt_update"
     update["data"]["object"]["id"] = "in_update"
     update["data"]["object"]["billing_reason"] = "subscription_update"
     response = world.deliver(update)
-    assert kind(response) is OutcomeKind.IGNORED
-    assert "subscription_update" in detail(response)
+    assert kind(response) is OutcomeKind.DUPLICATE
+    assert "already matches" in detail(response)
+    assert [e.expiry_date for e in world.entitlements(subscription_id)] == before
 
 
 # -- cancellation ---------------------------------------------------------------------

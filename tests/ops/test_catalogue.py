@@ -69,7 +69,11 @@ def test_a_close_spelling_is_the_near_miss_and_a_far_one_is_none() -> None:
 
 def test_the_required_events_are_what_provisioning_handles() -> None:
     assert set(catalogue.REQUIRED_EVENTS) == {"invoice.paid", "customer.subscription.deleted"}
-    assert flows.Provisioning.event_types == frozenset(catalogue.REQUIRED_EVENTS)
+    # customer.subscription.updated is handled but optional: every renewal reconciles
+    # the items too, so an endpoint without it heals at the next invoice.
+    assert flows.Provisioning.event_types == frozenset(
+        (*catalogue.REQUIRED_EVENTS, "customer.subscription.updated")
+    )
     assert ops.REQUIRED_EVENTS == catalogue.REQUIRED_EVENTS
 
 

@@ -23,9 +23,10 @@ dispatches to them.
 from __future__ import annotations
 
 from ..catalogue import CODES_METADATA_KEY, CUSTOMER_METADATA_KEY, REQUIRED_EVENTS, SKU_METADATA_KEY
-from ..exceptions import InvalidPayloadError
+from ..exceptions import InvalidPayloadError, TransientError
 from ..responses import Outcome, OutcomeKind
 from ..stripe.events import Invoice, StripeEvent, parse_invoice, parse_subscription
+from ..zentitle.models import Entitlement
 from .activation import ActivationDetails, activation_details
 from .cancellation import disable_group, subscription_deleted
 from .context import FlowContext
@@ -34,6 +35,7 @@ from .customers import pending_key as _pending  # noqa: F401
 from .first_payment import METADATA_VALUE_LIMIT as _METADATA_VALUE_LIMIT  # noqa: F401
 from .first_payment import LicensedLine as _LicensedLine  # noqa: F401
 from .first_payment import provision
+from .items import desired_items, reconcile_items
 from .renewal import COVERAGE_SLACK as COVERAGE_SLACK
 from .renewal import MAX_REMEMBERED_INVOICES as MAX_REMEMBERED_INVOICES
 from .renewal import MAX_RENEWS_PER_EVENT as MAX_RENEWS_PER_EVENT
@@ -53,6 +55,11 @@ __all__ = [
 # _pending, _remember, _LicensedLine and _METADATA_VALUE_LIMIT.
 
 
+UPDATED_EVENT = "customer.subscription.updated"
+"""Items and quantity changes; a missed one heals at the next renewal."""
+_PAYING = frozenset({"active", "trialing", "past_due"})
+
+
 class Provisioning(FlowContext):
     """The [`EventProcessor`][zentitle_stripe.provisioner.EventProcessor] for licences.
 
@@ -65,7 +72,7 @@ class Provisioning(FlowContext):
     client set on it is the one every flow uses.
     """
 
-    event_types = frozenset(REQUIRED_EVENTS)
+    event_types = frozenset((*REQUIRED_EVENTS, UPDATED_EVENT))
 
     def clear_caches(self) -> None:
         """Forget cached Prices and offerings, so a replay after a set-up fix sees the fix."""
@@ -96,7 +103,46 @@ class Provisioning(FlowContext):
                 return self._invoice_paid(invoice, invoice.subscription_id, owner)
         subscription = parse_subscription(event.object)
         with self.lock(f"subscription:{subscription.id}", owner):
+            if event.type == UPDATED_EVENT:
+                return self._items_changed(subscription.id)
             return subscription_deleted(self, subscription.id, subscription.customer_id)
+
+    def _items_changed(self, subscription_id: str) -> Outcome:
+        """Reconcile the group with the subscription's items as Stripe has them now.
+
+        Fresh state, not the event's snapshot, so an older update delivered late never
+        undoes a newer one. Before the first payment is provisioned there is no group:
+        a paying subscription's update is retried (503) until it is, so a change made
+        between checkout and the first `invoice.paid` is not lost.
+        """
+        state = self.subscription_state(subscription_id)
+        if state.canceled:
+            return Outcome.ignored(f"subscription {subscription_id} is cancelled")
+        fresh = self.stripe.retrieve_subscription(subscription_id)
+        if state.group_id is None or not state.codes_written:
+            if fresh.status in _PAYING:
+                raise TransientError(
+                    f"subscription {subscription_id} changed before its first payment was "
+                    "provisioned; retry once it is",
+                    retry_after=60,
+                )
+            return Outcome.ignored(
+                f"subscription {subscription_id} ({fresh.status}) has no licence to update"
+            )
+        return self._reconciled(subscription_id, state.group_id, desired_items(self, fresh))
+
+    def _reconciled(self, subscription_id: str, group_id: str, desired: dict[str, int]) -> Outcome:
+        changes = reconcile_items(self, self.group_with_entitlements(group_id), desired)
+        if not changes:
+            return Outcome(
+                OutcomeKind.DUPLICATE,
+                f"entitlement group {group_id} already matches subscription {subscription_id}",
+            )
+        return Outcome(
+            OutcomeKind.UPDATED,
+            f"entitlement group {group_id} of subscription {subscription_id}: "
+            + "; ".join(changes),
+        )
 
     def _invoice_paid(self, invoice: Invoice, subscription_id: str, owner: str) -> Outcome:
         """Which flow a payment takes: first payment, renewal, or nothing to do."""
@@ -119,7 +165,20 @@ class Provisioning(FlowContext):
             # covers this period (a new group does already, so this renews nothing).
             return renew(self, invoice, state, provisioned=outcome)
         if invoice.billing_reason == "subscription_cycle":
-            return renew(self, invoice, state)
+            # Every renewal reconciles the items too, so a missed update heals here.
+            fresh = self.stripe.retrieve_subscription(subscription_id)
+            group = self.group_with_entitlements(state.group_id)
+            reads: dict[str, Entitlement] = {}
+            if any(
+                c.startswith("disabled")
+                for c in reconcile_items(self, group, desired_items(self, fresh), reads)
+            ):
+                group = self.group_with_entitlements(state.group_id)  # statuses changed
+            return renew(self, invoice, state, group=group, reads=reads)
+        if invoice.billing_reason == "subscription_update":
+            # A proration invoice pays for a change, not a new term: never extends.
+            fresh = self.stripe.retrieve_subscription(subscription_id)
+            return self._reconciled(subscription_id, state.group_id, desired_items(self, fresh))
         if invoice.billing_reason == "subscription_create":
             return Outcome(
                 OutcomeKind.DUPLICATE,

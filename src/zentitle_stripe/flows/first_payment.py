@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from .._untrusted import shown
 from ..catalogue import (
     CODES_METADATA_KEY,
     SKU_METADATA_KEY,
@@ -118,14 +119,22 @@ def provision(
 
 def licensed_lines(ctx: FlowContext, invoice: Invoice) -> list[LicensedLine]:
     """The lines whose Price names an offering SKU; misplaced SKUs are set-up errors."""
+    if not invoice.lines_readable and not invoice.lines_has_more:
+        raise ProvisioningConfigError(
+            f"invoice {invoice.id} carries no readable lines.data, so what it pays for "
+            "cannot be known (a malformed or unexpected payload); nothing was granted; "
+            "replay this event once the cause is fixed"
+        )
     lines: Sequence[InvoiceLine] = invoice.lines
     if invoice.lines_has_more:
         lines = ctx.stripe.list_invoice_lines(invoice.id)
     licensed: list[LicensedLine] = []
     misplaced: list[tuple[str, Product]] = []
     for line in lines:
-        if not line.is_subscription or line.price_id is None:
+        if not line.is_subscription:
             continue
+        if line.price_id is None:
+            raise _unreadable_price(invoice.id, line)
         sku = _sku(ctx, line.price_metadata, line.price_lookup_key)
         if sku is None:
             # basil+ payloads carry only the Price id; an old-shape payload carries a
@@ -146,6 +155,20 @@ def licensed_lines(ctx: FlowContext, invoice: Invoice) -> list[LicensedLine]:
             "the Price, then replay this event"
         )
     return licensed
+
+
+def _unreadable_price(invoice_id: str, line: InvoiceLine) -> ProvisioningConfigError:
+    """A subscription line whose Price cannot be read: never a silent "nothing to license".
+
+    Both generations name the Price (`price`/`plan`, or `pricing.price_details.price`);
+    a line with neither is a Stripe format this library does not know, so the event
+    fails (422, replayable) instead of answering `ignored` and granting nothing.
+    """
+    return ProvisioningConfigError(
+        f"subscription line {shown(line.id) or '(no id)'} of invoice {invoice_id} names no Price "
+        "(neither pricing.price_details.price nor price), so its licence cannot be "
+        "resolved; nothing was granted; replay this event once the cause is fixed"
+    )
 
 
 def _sku(

@@ -21,7 +21,7 @@ from ..stripe.events import Invoice
 from .context import FlowContext, logger
 
 if TYPE_CHECKING:
-    from ..zentitle.models import Entitlement
+    from ..zentitle.models import Entitlement, EntitlementGroup
 
 __all__ = [
     "COVERAGE_SLACK",
@@ -47,6 +47,8 @@ def renew(
     state: SubscriptionState,
     *,
     provisioned: Outcome | None = None,
+    group: EntitlementGroup | None = None,
+    reads: dict[str, Entitlement] | None = None,
 ) -> Outcome:
     """Extend every live entitlement whose expiry does not yet cover the paid period.
 
@@ -54,19 +56,20 @@ def renew(
     model has no expiry), so each live one is read on its own. The invoice is recorded as
     applied only once every entitlement is known to cover it; anything that cannot be
     confirmed raises, so the event is retried or reported. `provisioned` is the outcome
-    to answer with when the same delivery has just provisioned the licence.
+    to answer with when the same delivery has just provisioned the licence; `group`
+    is the group when the caller has just read it, `reads` entitlements it has just read.
     """
     period_end = invoice.period_end
     if period_end is None or state.group_id is None:
         return provisioned or Outcome.ignored(
             f"invoice {invoice.id} has no subscription period to renew"
         )
-    group = ctx.group_with_entitlements(state.group_id)
+    group = group or ctx.group_with_entitlements(state.group_id)
     renewed = [
         entitlement.id
         for entitlement in group.entitlements
         if entitlement.status not in _INACTIVE
-        and _renew_until_covered(ctx, entitlement.id, period_end)
+        and _renew_until_covered(ctx, entitlement.id, period_end, (reads or {}).get(entitlement.id))
     ]
     state = attrs.evolve(
         state, renewed_invoices=remember_invoice(state.renewed_invoices, invoice.id)
@@ -94,7 +97,9 @@ def remember_invoice(invoices: tuple[str, ...], invoice_id: str) -> tuple[str, .
     return (*invoices, invoice_id)[-MAX_REMEMBERED_INVOICES:]
 
 
-def _renew_until_covered(ctx: FlowContext, entitlement_id: str, period_end: int) -> bool:
+def _renew_until_covered(
+    ctx: FlowContext, entitlement_id: str, period_end: int, known: Entitlement | None = None
+) -> bool:
     """Renew one entitlement until its expiry covers `period_end`; True if renewed.
 
     Usually one renew does it. When renewals arrive out of order (the later one first),
@@ -104,7 +109,7 @@ def _renew_until_covered(ctx: FlowContext, entitlement_id: str, period_end: int)
     it is read back only when that prediction falls short or cannot be made, which keeps
     the usual cost at one read and one renew.
     """
-    current = ctx.zentitle.get_entitlement(entitlement_id)
+    current = known or ctx.zentitle.get_entitlement(entitlement_id)
     if current.status in _INACTIVE or current.license_type == "perpetual":
         return False  # disabled meanwhile, or never expires: nothing to extend
     target = period_end - COVERAGE_SLACK

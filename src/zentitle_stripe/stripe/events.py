@@ -98,6 +98,9 @@ class Invoice:
     status: str | None
     lines: tuple[InvoiceLine, ...]
     lines_has_more: bool
+    lines_readable: bool = True
+    """False when the payload has no readable `lines.data` list: a malformed invoice,
+    never one with nothing to license."""
 
     @property
     def is_subscription_invoice(self) -> bool:
@@ -189,6 +192,7 @@ def parse_invoice(obj: Mapping[str, Any]) -> Invoice:
     )
     lines_obj = as_map(obj.get("lines"))
     lines = tuple(parse_invoice_line(line) for line in as_list(lines_obj.get("data")))
+    readable = isinstance(lines_obj.get("data"), list)
     customer = obj.get("customer")
     customer_map = as_map(customer)
     return Invoice(
@@ -201,6 +205,7 @@ def parse_invoice(obj: Mapping[str, Any]) -> Invoice:
         status=as_str(obj.get("status")),
         lines=lines,
         lines_has_more=lines_obj.get("has_more") is True,
+        lines_readable=readable,
     )
 
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from ._events import NEW_API_VERSION, sign_stripe_payload
+from ._events import NEW_API_VERSION, make_event, sign_stripe_payload
 from ._fake import FaultKind, RecordedRequest
 from ._stripe_resources import (
     _JSON,
@@ -198,6 +198,32 @@ class StripeEmulator(
             subscription["current_period_end"] = _advance(start, first_price)
             self.now = max(self.now, start)
             return self._pay_subscription(subscription, "subscription_cycle")
+
+    def change_items(
+        self, subscription_id: str, items: Sequence[tuple[str, int]]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Replace the items (an upgrade, downgrade or quantity change) mid-period;
+        returns `(customer.subscription.updated, invoice.paid)` for the proration
+        invoice (`subscription_update`), as Stripe sends them."""
+        with self._lock:
+            subscription = self._require(self._subscriptions, subscription_id, "subscription")
+            for price_id, _ in items:
+                self._require(self._prices, price_id, "price")
+            kept = {item["price"]: item["id"] for item in subscription["items"]}
+            subscription["items"] = [
+                {"id": kept.get(price_id) or self._new_id("si"), "price": price_id, "quantity": n}
+                for price_id, n in items
+            ]
+            updated = self._record_event(
+                make_event(
+                    "customer.subscription.updated",
+                    self._render_subscription(subscription),
+                    event_id=self._new_id("evt"),
+                    api_version=self.api_version,
+                    created=self.now,
+                )
+            )
+            return updated, self._pay_subscription(subscription, "subscription_update")
 
     def one_time_payment(self, customer_id: str, price_id: str) -> dict[str, Any]:
         """Pay a one-off `manual` invoice for `price_id` (no subscription)."""

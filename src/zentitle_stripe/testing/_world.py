@@ -144,6 +144,13 @@ class EmulatedWorld:
         self.sync_clocks()
         return event
 
+    def change_items(
+        self, subscription_id: str, items: Sequence[tuple[str, int]]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Change the items; returns `customer.subscription.updated` and the proration
+        `invoice.paid` (`subscription_update`)."""
+        return self.stripe_emulator.change_items(subscription_id, items)
+
     def cancel(self, subscription_id: str) -> dict[str, Any]:
         return self.stripe_emulator.cancel_subscription(subscription_id)
 
