@@ -11,10 +11,8 @@ import abc
 import contextlib
 import threading
 from types import TracebackType
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from typing_extensions import Self
+from typing_extensions import Self
 
 __all__ = ["Closer", "ClosingContext"]
 

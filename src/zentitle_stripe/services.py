@@ -14,6 +14,8 @@ import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from typing_extensions import override
+
 from ._closing import Closer, ClosingContext
 from .config import Settings
 from .provisioner import Provisioner
@@ -114,6 +116,7 @@ class Services(ClosingContext):
     def closed(self) -> bool:
         return self._closer.closed
 
+    @override
     def close(self) -> None:
         """Close the Zentitle2 client, the Stripe gateway and the storage, once each.
 

@@ -60,3 +60,11 @@ def test_the_demo_story_is_an_emulated_world_story() -> None:
     assert [e.sku for e in story.entitlements()] == ["PRO-1Y", "CLOUD-ADDON-1Y"]
     assert story.world.activation_codes(subscription_id)
     story.close()
+
+
+def test_quickstart_demo_output_is_current() -> None:
+    # Stale? Regenerate: python -m tests.docs.regen_quickstart
+    from tests.docs.regen_quickstart import QUICKSTART, demo_output, render
+
+    source = QUICKSTART.read_text("utf-8")
+    assert render(source, demo_output()) == source

@@ -32,7 +32,9 @@ SPHINX_ROLE = re.compile(r":(?:py:)?(class|meth|func|attr|data|mod|exc|obj|ref):
 REST_MARKUP = re.compile(r"(?m)^\s*\.\. [\w-]+::|\S::[ \t]*$")
 LIST_IN_PARAGRAPH = re.compile(r"\n\s*(?:\d+\.|[-*+])\s+\S")
 # Pages that must open with a picture (the sources of the others are checked as written).
-PAGES_WITH_DIAGRAMS = {"concepts.md": 2}
+PAGES_WITH_DIAGRAMS = {"concepts.md": 2, "flows.md": 4}
+# The flows that must each have a diagram: the heading (its id) on flows.md above it.
+FLOW_DIAGRAMS = ("first-payment", "renewal", "cancellation", "zentitle2-webhook")
 QUICKSTART_STEPS_HEADING = "2-stripe-test-mode-step-by-step"
 
 # Tags that end one run of text and start another (a paragraph, a list item, a cell, ...).
@@ -65,6 +67,7 @@ class Page(HTMLParser):
         self.blocks: list[Block] = []
         self.ordered_lists: list[OrderedList] = []
         self.mermaid = 0
+        self.diagrams_after: list[str] = []  # the heading id above each diagram
         self._anchor = ""
         self._heading = ""
         self._pre = 0
@@ -82,6 +85,7 @@ class Page(HTMLParser):
             self._heading = anchor
         if "mermaid" in (attributes.get("class") or "").split():
             self.mermaid += 1
+            self.diagrams_after.append(self._heading)
         if tag == "pre":
             self._pre += 1
         elif tag == "code" and not self._pre:
@@ -232,3 +236,9 @@ def test_every_mermaid_diagram_renders_as_one(pages: dict[str, Page]) -> None:
         assert page.mermaid == expected, name
     for name, at_least in PAGES_WITH_DIAGRAMS.items():
         assert pages[name].mermaid >= at_least, f"{name} should open with its diagrams"
+
+
+def test_each_flow_has_its_diagram(pages: dict[str, Page]) -> None:
+    drawn = pages["flows.md"].diagrams_after
+    missing = [flow for flow in FLOW_DIAGRAMS if flow not in drawn]
+    assert not missing, f"flows.md has no diagram under: {missing}"

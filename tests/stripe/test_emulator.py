@@ -259,6 +259,27 @@ def test_errors_have_stripes_shape(http: httpx.Client) -> None:
     assert http.get("/v1/charges").status_code == 404
 
 
+def test_basic_auth_like_curl_u(
+    emulator: StripeEmulator, served: tuple[StripeEmulator, str]
+) -> None:
+    # `curl -u sk_test_...:` (the form Stripe's docs use): the key as the user name, no password.
+    price = emulator.create_price(emulator.create_product("Pro"))
+    with httpx.Client(base_url=served[1]) as anonymous:
+        ok = anonymous.get(f"/v1/prices/{price}", auth=(KEY, ""))
+        assert ok.status_code == 200
+        assert ok.json()["id"] == price
+        wrong = anonymous.get(f"/v1/prices/{price}", auth=("sk_test_wrong_key_1234", ""))
+        assert wrong.status_code == 401
+        assert "Invalid API Key" in wrong.json()["error"]["message"]
+        assert "sk_test_wrong_key_1234" not in wrong.text
+        # The harsher reading where Stripe's docs are silent: a password is not a key.
+        assert anonymous.get(f"/v1/prices/{price}", auth=(KEY, "x")).status_code == 401
+        garbled = anonymous.get(f"/v1/prices/{price}", headers={"Authorization": "Basic %%%"})
+        assert garbled.status_code == 401
+        other = anonymous.get(f"/v1/prices/{price}", headers={"Authorization": f"Token {KEY}"})
+        assert other.status_code == 401
+
+
 def test_metadata_form_semantics_and_limits(emulator: StripeEmulator, http: httpx.Client) -> None:
     customer = emulator.create_customer(metadata={"a": "1", "b": "2"})
     url = f"/v1/customers/{customer}"

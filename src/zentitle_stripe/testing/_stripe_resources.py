@@ -1,12 +1,14 @@
 """The Stripe emulator's account state, protocol and route handlers, one class a resource.
 
 [`StripeEmulator`][zentitle_stripe.testing.StripeEmulator] is assembled from these:
-`_StripeAccount` holds the state and speaks the protocol (Bearer keys, form encoding,
+`_StripeAccount` holds the state and speaks the protocol (Bearer or Basic keys, form encoding,
 Stripe's error shape, cursor pagination); each `_...Routes` class answers one resource.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import calendar
 import copy
 import fnmatch
@@ -19,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
+
+from typing_extensions import override
 
 from ._events import LineSpec, invoice_paid_event, is_old_shape, make_event
 from ._fake import FakeClock, FakeService, FaultKind, Incoming, Reply
@@ -50,6 +54,26 @@ class _APIError(Exception):
 
 def _missing(kind: str, object_id: str, param: str = "id") -> _APIError:
     return _APIError(404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
+
+
+def _api_key(authorization: str) -> str:
+    """The key an `Authorization` header carries, `""` when none (or not in Stripe's forms).
+
+    `Bearer sk_...` as the libraries send it, or `Basic base64("sk_...:")` as `curl -u sk_...:`
+    does; where Stripe's docs are silent (a password given) the harsher reading: no key.
+    """
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        return credentials
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    user, colon, password = decoded.partition(":")
+    return user if colon and not password else ""
 
 
 def _mask(api_key: str) -> str:
@@ -230,12 +254,14 @@ class _StripeAccount(FakeService[FaultKind]):
 
     # -- the protocol -------------------------------------------------------------------
 
+    @override
     def _params(self, request: Incoming) -> _JSON:
         params = _parse_form(request.query_string)
         if request.method == "POST":
             params.update(_parse_form(request.body.decode("utf-8", "replace")))
         return params
 
+    @override
     def _answer(self, request: Incoming) -> Reply:
         try:
             self._authenticate(request.headers)
@@ -244,6 +270,7 @@ class _StripeAccount(FakeService[FaultKind]):
         except _APIError as exc:
             return self._error_response(exc)
 
+    @override
     def _error_reply(self, status: int) -> Reply:
         if status == 429:
             return self._error_response(
@@ -254,14 +281,15 @@ class _StripeAccount(FakeService[FaultKind]):
         )
 
     def _authenticate(self, headers: Mapping[str, str]) -> None:
-        scheme, _, key = headers.get("authorization", "").partition(" ")
+        """Bearer `sk_...`, or Basic with the key as user name and no password (`curl -u`)."""
+        key = _api_key(headers.get("authorization", ""))
         if not key:
             raise _APIError(
                 401,
                 "You did not provide an API key. You need to provide your API key in the "
                 "Authorization header, using Bearer auth.",
             )
-        if scheme.lower() != "bearer" or not secrets.compare_digest(key, self.api_key):
+        if not secrets.compare_digest(key.encode(), self.api_key.encode()):
             raise _APIError(401, f"Invalid API Key provided: {_mask(key)}")
 
     def _route(self, method: str, path: str, params: _JSON) -> _JSON:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 import attrs
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from typing_extensions import override
 
 from zentitle_stripe.zentitle.models import Interval, format_datetime, parse_datetime
 
@@ -250,9 +251,11 @@ class _Tenant(FakeService[str]):
 
     # -- the protocol -------------------------------------------------------------------
 
+    @override
     def _contracted(self, request: Incoming) -> bool:
         return not request.path.endswith(TOKEN_PATH)
 
+    @override
     def _error_reply(self, status: int) -> Reply:
         """An emulated error answer; a gateway's 5xx carries no ApiError body (harsher)."""
         if status == 429:
@@ -271,6 +274,7 @@ class _Tenant(FakeService[str]):
             **(extra or {}),
         }
 
+    @override
     def _answer(self, request: Incoming) -> Reply:
         if request.path.endswith(TOKEN_PATH):
             status, token = self._token(request)
