@@ -15,21 +15,29 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ._closing import Closer
 from ._intake import STRIPE, ZENTITLE, refused, stripe_record, zentitle_record
 from ._untrusted import bounded_body, finite_number
+from ._work import (
+    EventProcessor,
+    _dispatching,
+    _NoProcessor,
+    _process_stripe,
+    _replay_work,
+    _reraise,
+    _settled,
+)
 from .config import DEFAULT_MAX_BODY_BYTES, Processing, SeatPolicy, Secret, Settings
-from .events import StripeEvent, parse_event
+from .events import parse_event
 from .exceptions import (
     ConfigurationError,
     EventNotFound,
-    InvalidPayloadError,
     ProvisioningConfigError,
 )
-from .ledger import Ledger, Work
-from .responses import Outcome, WebhookResponse, classify
+from .ledger import Ledger
+from .responses import WebhookResponse, classify
 from .signature import DEFAULT_TOLERANCE, verify_stripe_signature
 from .storage import EventRecord, Storage
 from .zentitle_router import Router, ZentitleHandler
@@ -51,80 +59,10 @@ __all__ = ["EventProcessor", "Provisioner", "ZentitleHandler"]
 E = TypeVar("E", bound=ZentitleEvent)
 
 
-class EventProcessor(Protocol):
-    """Acts on verified, claimed Stripe events (the provisioning flows implement it)."""
-
-    event_types: frozenset[str]
-    """The event types it acts on; every other type is acknowledged as `ignored`."""
-
-    def process(self, event: StripeEvent, *, owner: str) -> Outcome:
-        """Do the work for `event` and say what was done.
-
-        Raise [`ProvisioningConfigError`][zentitle_stripe.exceptions.ProvisioningConfigError]
-        for set-up problems and [`TransientError`][zentitle_stripe.exceptions.TransientError]
-        (or a transient remote API error) when a retry can succeed. `owner` identifies
-        this attempt, for locks. It must be safe to run again for the same event.
-        """
-        ...
-
-
-class _NoProcessor:
-    """Used when no processor is configured: every event is acknowledged as ignored."""
-
-    event_types: frozenset[str] = frozenset()
-
-    def process(self, event: StripeEvent, *, owner: str) -> Outcome:  # pragma: no cover
-        raise AssertionError("never called: event_types is empty")
-
-
 _NO_KEY = (
     "Zentitle2 webhooks are not configured: set ZENTITLE_WEBHOOK_PUBLIC_KEY to the "
     "account's RSA modulus or JWK (GET /api/v1/account/key)"
 )
-
-
-def _process_stripe(processor: EventProcessor, event: StripeEvent, owner: str) -> Outcome:
-    """The work for a claimed Stripe event: the processor's, unless it has none to do."""
-    if event.thin:
-        return Outcome.ignored(
-            f"thin event ({event.type}) notifications are not supported yet; "
-            "send snapshot events to this endpoint"
-        )
-    if event.type not in processor.event_types:
-        return Outcome.ignored(f"event type {event.type} is not one this endpoint acts on")
-    try:
-        return processor.process(event, owner=owner)
-    except InvalidPayloadError as exc:  # the event's own data: no retry or replay changes it
-        raise ProvisioningConfigError(
-            f"event {event.id} carries data that cannot be used, so nothing was done for it: "
-            f"{exc}. If Stripe did not send this event, rotate the endpoint's signing secret"
-        ) from exc
-
-
-def _settled(processor: EventProcessor, event: StripeEvent) -> Outcome | None:
-    """The outcome of `event` when it certainly needs no work (so it is recorded done in
-    one write), else `None`: the same answers `_process_stripe` gives."""
-    if event.thin or event.type not in processor.event_types:
-        return _process_stripe(processor, event, "")
-    settled = getattr(processor, "settled", None)
-    return settled(event) if callable(settled) else None
-
-
-def _dispatching(router: Router, event: ZentitleEvent) -> Work:
-    """The work for a claimed Zentitle2 event: its handlers (no locks, so no owner)."""
-    return lambda owner: router.dispatch(event)
-
-
-def _replay_work(router: Router, processor: EventProcessor, record: EventRecord) -> Work:
-    """The work of replaying `record`; refused (`ProvisioningConfigError`, the event left
-    as it was) for a Zentitle2 event no handler registered here would see."""
-    if record.source == ZENTITLE:
-        event = parse_zentitle_event(record.payload)
-        unreplayable = router.unreplayable(event)
-        if unreplayable:
-            raise ProvisioningConfigError(unreplayable)
-        return _dispatching(router, event)
-    return functools.partial(_process_stripe, processor, parse_event(record.payload))
 
 
 def _secret_bytes(webhook_secrets: Sequence[str | Secret]) -> tuple[bytes, ...]:
@@ -150,10 +88,6 @@ def process_queued(
     except ProvisioningConfigError as exc:  # recorded as failed, like any failed attempt
         work = functools.partial(_reraise, exc)
     return provisioner._ledger.run_claimed(record, work, started=started)
-
-
-def _reraise(exc: Exception, owner: str) -> Outcome:
-    raise exc
 
 
 class Provisioner:
