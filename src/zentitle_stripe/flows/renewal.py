@@ -158,7 +158,8 @@ def _renew_once(
     Returns the read-back entitlement when the renew landed although its answer was
     lost, `None` after a clean 204; either confirms the marker. A renew that did not land
     re-raises: one that was answered (an error status, not seen landed) withdraws the
-    marker, one that got no answer may still land and keeps it, so the next attempt waits out the window before it reads again.
+    marker, one that got no answer may still land and keeps it, so the next attempt
+    waits out the window before it reads again.
     """
     try:
         ctx.zentitle.renew_entitlement(entitlement.id)

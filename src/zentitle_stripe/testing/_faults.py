@@ -61,8 +61,8 @@ emulator's clock has moved `delay` seconds past the request, as a backend that
 finishes a request its client gave up on. `slow` is the same in real time: the request
 reaches the backend `delay` wall-clock seconds late and is then served normally, so a
 client that waits gets a slow answer and one that gives up sooner still sees the work
-land afterwards (for runs whose emulator clock stands still). `bad_body` answers 200 with an HTML page. The
-Stripe emulator's `timeout` is a slow answer instead: it does the work and holds the
+land afterwards (for runs whose emulator clock stands still). `bad_body` answers 200
+with an HTML page. The Stripe emulator's `timeout` is a slow answer instead: it does the work and holds the
 answer (see `delay`).
 """
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
