@@ -62,8 +62,8 @@ finishes a request its client gave up on. `slow` is the same in real time: the r
 reaches the backend `delay` wall-clock seconds late and is then served normally, so a
 client that waits gets a slow answer and one that gives up sooner still sees the work
 land afterwards (for runs whose emulator clock stands still). `bad_body` answers 200
-with an HTML page. The Stripe emulator's `timeout` is a slow answer instead: it does the work and holds the
-answer (see `delay`).
+with an HTML page. The Stripe emulator's `timeout` is a slow answer instead: it does the
+work and holds the answer (see `delay`).
 """
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 DEFAULT_RANDOM_FAULTS = ("429", "502", "503", "504", "timeout", "connect")
