@@ -121,7 +121,7 @@ def test_renew_applied_behind_a_lost_answer_adds_exactly_one_period(
     assert renews(world) == 2  # one each, none repeated
 
 
-@pytest.mark.parametrize("fault", ["503", "502", "timeout"])
+@pytest.mark.parametrize("fault", ["503", "502"])  # no answer at all: test_uncertain_creates
 def test_renew_that_did_not_land_is_not_repeated_blindly_and_the_retry_applies_it(
     world: EmulatedWorld, fault: str
 ) -> None:

@@ -11,13 +11,23 @@ at the subscriptions' common start, so every licence, whichever delivery creates
 expires one year after the start, a renewal always extends from the old (future) expiry
 by exactly one year, and the expected final expiry is simply the last paid period end.
 
+Slow remotes (`test_stress_slow_remote_*`): a 3 s lease, 200 events (scale 5) and 8%
+of Zentitle2 requests faulted, half of them `slow` (the request reaches the backend 4 s
+late, longer than the lease: the client gives up at the time budget and the work lands
+afterwards) or `late` (landed by a background thread within 2 s), the rest 429 with
+`Retry-After` (honoured, up to the budget) and the plain transient faults. The create
+window (8 s) exceeds every late landing (4 s), so a redelivery waits instead of creating
+again.
+
 PostgreSQL: same server discovery and skip/require rule as ``tests/storage/test_postgres.py``
 (`tests.support.postgres`), in a fresh schema dropped afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +37,7 @@ import pytest
 from tests.support.postgres import find_server, fresh_schema
 from tests.support.stress import (
     DELIVERIES_PER_EVENT,
+    MAX_ATTEMPTS,
     START,
     TRANSIENT_FAULTS,
     Story,
@@ -42,6 +53,13 @@ from zentitle_stripe.testing import StripeEmulator, ZentitleEmulator
 pytestmark = pytest.mark.slow
 
 THREADS_PER_WORKER = 3
+SLOW_LEASE = 3.0
+SLOW_DELAY = 4.0
+"""How late a `slow` request reaches the backend: longer than the lease."""
+LAND_EVERY = 2.0
+"""How often the background thread lands `late` work (the emulator's clock stands still)."""
+SLOW_CREATE_WINDOW = 8.0
+"""Above every late landing (`SLOW_DELAY`, `LAND_EVERY`), with a margin."""
 
 
 @pytest.fixture(autouse=True)
@@ -56,16 +74,20 @@ def _quiet_uvicorn() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _run(storage_kind: str, storage_target: str) -> None:
+def _run(storage_kind: str, storage_target: str, *, slow: bool = False) -> None:
     zentitle, stripe = ZentitleEmulator(), StripeEmulator()
     seed_offerings(zentitle)
-    story = build_story(stripe)
-    assert len(story.events) == 1000
+    story = build_story(stripe, scale=5 if slow else 1)
+    assert len(story.events) == (200 if slow else 1000)
     zentitle.now = datetime.fromtimestamp(START, timezone.utc)
     # Schema creation happens here, once, before the workers race for it.
     open_worker_storage(storage_kind, storage_target).close()
     with zentitle.serve() as zentitle_url, stripe.serve() as stripe_url:
-        zentitle.fail_rate(0.05, kinds=TRANSIENT_FAULTS, seed=3)
+        if slow:
+            kinds = ("slow", "slow", "late", "late", "429", "429", *TRANSIENT_FAULTS)
+            zentitle.fail_rate(0.08, kinds=kinds, seed=3, delay=SLOW_DELAY)
+        else:
+            zentitle.fail_rate(0.05, kinds=TRANSIENT_FAULTS, seed=3)
         config = WorkerConfig(
             storage_kind=storage_kind,
             storage_target=storage_target,
@@ -77,14 +99,32 @@ def _run(storage_kind: str, storage_target: str) -> None:
             stripe_api_key=stripe.api_key,
             webhook_secret=stripe.webhook_secret,
             threads=THREADS_PER_WORKER,
+            **(
+                {
+                    "lease_seconds": SLOW_LEASE,
+                    "create_window": SLOW_CREATE_WINDOW,
+                    "max_sleep": SLOW_LEASE,
+                }
+                if slow
+                else {}
+            ),
         )
-        report = deliver_all(config, story.events)
+        with _landing_late(zentitle, every=LAND_EVERY if slow else None):
+            report = deliver_all(
+                config, story.events, max_attempts=MAX_ATTEMPTS * (3 if slow else 1)
+            )
         zentitle.fail_rate(0)
     faults = sum(1 for r in zentitle.requests if r.fault)
+    kinds_seen = {
+        k: sum(1 for r in zentitle.requests if r.fault == k) for k in ("slow", "late", "429")
+    }
     print(
-        f"\n{storage_kind}: {len(story.events) * DELIVERIES_PER_EVENT} deliveries, "
-        f"{report.attempts} attempts in {report.seconds:.1f} s; statuses {report.statuses}; "
-        f"{len(zentitle.requests)} Zentitle2 requests, {faults} failed by injection"
+        f"\n{storage_kind}{' slow remotes' if slow else ''}: "
+        f"{len(story.events) * DELIVERIES_PER_EVENT} deliveries, "
+        f"{report.attempts} attempts ({report.attempts - len(story.events) * DELIVERIES_PER_EVENT}"
+        f" retries) in {report.seconds:.1f} s; statuses {report.statuses}; "
+        f"leases lost {report.leases_lost}; {len(zentitle.requests)} Zentitle2 requests, "
+        f"{faults} failed by injection {kinds_seen}"
     )
     assert not report.never_acknowledged, (
         f"{len(report.never_acknowledged)} deliveries never got a 2xx, e.g. "
@@ -101,6 +141,27 @@ def _run(storage_kind: str, storage_target: str) -> None:
         f"{len(refs)} Zentitle2 customers for {len(set(refs))} Stripe customers"
     )
     _check_licences(zentitle, story)
+
+
+@contextlib.contextmanager
+def _landing_late(zentitle: ZentitleEmulator, *, every: float | None) -> Iterator[None]:
+    """Land `late` work every `every` seconds while the run goes on (none when `None`)."""
+    stop = threading.Event()
+
+    def land() -> None:
+        while not stop.wait(every):
+            zentitle.complete_late()
+
+    thread = threading.Thread(target=land, daemon=True) if every is not None else None
+    if thread is not None:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join()
+        zentitle.complete_late()
 
 
 def _check_events(storage: Storage, story: Story) -> None:
@@ -167,3 +228,12 @@ def postgres_url() -> Iterator[str]:
 @pytest.mark.postgres
 def test_stress_postgres_processes(postgres_url: str) -> None:
     _run("postgres", postgres_url)
+
+
+def test_stress_slow_remote_sqlite(tmp_path: Path) -> None:
+    _run("sqlite", str(tmp_path / "stress.db"), slow=True)
+
+
+@pytest.mark.postgres
+def test_stress_slow_remote_postgres(postgres_url: str) -> None:
+    _run("postgres", postgres_url, slow=True)

@@ -207,3 +207,30 @@ def test_the_window_is_a_setting_that_reaches_the_flows() -> None:
             Settings.from_env({**ENV, "ZENTITLE_STRIPE_CREATE_WINDOW": bad})
     with pytest.raises(ConfigurationError, match="create_window"):
         make_world(create_window=float("nan"))
+
+
+def test_late_renew_is_waited_for_not_repeated(world: EmulatedWorld, clock: FakeClock) -> None:
+    """A renew whose client gave up lands later: a redelivery in between must not renew
+    again (found by the stress test's slow-remote mode: two periods for one invoice)."""
+    subscription_id, paid = subscribe_two(world)
+    assert world.deliver(paid).status == 200, detail(world.deliver(paid))
+    (group,) = world.groups(subscription_id)
+    emulator = world.zentitle_emulator
+    before = {e.id: e.expiry_date for e in emulator.entitlements(group.id)}
+    renewal = world.renew(subscription_id)
+    emulator.inject_fault("PATCH", r"/renew$", "late")
+    assert world.deliver(renewal).status == 503
+    clock.advance(15)  # redelivered before Zentitle2 completes the renew
+    second = world.deliver(renewal)
+    assert second.status == 503, detail(second)
+    assert "a renewal of entitlement" in detail(second)
+    assert int(second.headers["Retry-After"]) == round(DEFAULT_CREATE_WINDOW - 15)
+    emulator.complete_late()
+    clock.advance(DEFAULT_CREATE_WINDOW)
+    third = world.deliver(renewal)
+    assert third.status == 200, detail(third)
+    after = {e.id: e.expiry_date for e in emulator.entitlements(group.id)}
+    for entitlement_id, expiry in before.items():
+        assert expiry is not None
+        assert after[entitlement_id] == expiry.replace(year=expiry.year + 1)
+    assert sum(r.method == "PATCH" and r.path.endswith("/renew") for r in emulator.requests) == 2

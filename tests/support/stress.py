@@ -64,13 +64,15 @@ def seed_offerings(zentitle: ZentitleEmulator) -> None:
         zentitle.add_offering(sku=sku, product_id=product, plan_id=plan, seat_count=seats)
 
 
-def build_story(stripe: StripeEmulator, seed: int = 7) -> Story:
+def build_story(stripe: StripeEmulator, seed: int = 7, *, scale: int = 1) -> Story:
     """300 subscriptions of 1-2 items; renewals; a quarter cancelled: 1,000 events.
 
     All subscriptions start at :data:`START` before any renewal moves the emulator's
     clock, so a licence created by any delivery expires exactly one year after START,
-    and the subscription's final expiry must be its last paid period end.
+    and the subscription's final expiry must be its last paid period end. `scale` > 1
+    keeps every `scale`-th subscription's share of the mix (200 events for 5).
     """
+    subscriptions = SUBSCRIPTIONS // scale
     rng = random.Random(seed)
     prices = [
         stripe.create_price(stripe.create_product(f"Product {sku}"), metadata={"offering_sku": sku})
@@ -79,14 +81,14 @@ def build_story(stripe: StripeEmulator, seed: int = 7) -> Story:
     stripe.now = START
     customers = [
         stripe.create_customer(email=f"buyer{n}@example.com", name=f"Buyer {n}")
-        for n in range(SUBSCRIPTIONS * 2 // 3)  # some customers hold two subscriptions
+        for n in range(subscriptions * 2 // 3)  # some customers hold two subscriptions
     ]
     story = Story()
-    renewal_counts = list(_RENEWAL_MIX)
+    renewal_counts = list(_RENEWAL_MIX[::scale])
     rng.shuffle(renewal_counts)
-    canceled = set(rng.sample(range(SUBSCRIPTIONS), SUBSCRIPTIONS // 4))
+    canceled = set(rng.sample(range(subscriptions), subscriptions // 4))
     subscription_ids = []
-    for n in range(SUBSCRIPTIONS):
+    for n in range(subscriptions):
         chosen = rng.sample(prices, rng.choice((1, 1, 2)))
         items = [(price, rng.choice((1, 1, 2, 3))) for price in chosen]
         subscription_id, event = stripe.create_subscription(customers[n % len(customers)], items)
@@ -126,6 +128,13 @@ class WorkerConfig:
     stripe_api_key: str
     webhook_secret: str
     threads: int
+    lease_seconds: float = 120.0
+    create_window: float = 1.0
+    """The injected faults of the plain run either do no work or do it at once (no late
+    landings), so a create in doubt need not be waited for long."""
+    max_sleep: float = 0.02
+    """Cap on the client's backoff and `Retry-After` sleeps (the slow-remote mode honours
+    them: the fence bounds them by the lease)."""
 
 
 def open_worker_storage(kind: str, target: str) -> Storage:
@@ -157,7 +166,7 @@ def worker_main(
         config.zentitle_client_secret,
         token_url,
         timeout=30.0,
-        sleep=lambda seconds: time.sleep(min(seconds, 0.02)),
+        sleep=lambda seconds: time.sleep(min(seconds, config.max_sleep)),
     )
     stripe = StripeGateway(config.stripe_api_key, api_base=config.stripe_url, timeout=30.0)
     provisioner = Provisioner(
@@ -165,9 +174,8 @@ def worker_main(
         storage=storage,
         zentitle=zentitle,
         stripe=stripe,
-        # The injected faults either do no work or do it at once (no late landings), so
-        # a create in doubt need not be waited for long: keep the run within its time.
-        create_window=1.0,
+        lease_seconds=config.lease_seconds,
+        create_window=config.create_window,
     )
 
     def run() -> None:
@@ -203,6 +211,8 @@ class DeliveryReport:
     attempts: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     never_acknowledged: list[tuple[str, int, str]] = field(default_factory=list)
+    leases_lost: int = 0
+    """Answers that said the attempt lost its lease to another worker."""
     seconds: float = 0.0
 
 
@@ -213,6 +223,7 @@ def deliver_all(
     workers: int = WORKERS,
     seed: int = 11,
     deadline_seconds: float = 240.0,
+    max_attempts: int = MAX_ATTEMPTS,
     on_progress: Callable[[str], None] = lambda message: None,
 ) -> DeliveryReport:
     """Play Stripe: every event ``DELIVERIES_PER_EVENT`` times, shuffled, to ``workers``
@@ -257,9 +268,11 @@ def deliver_all(
                 continue
             report.attempts += 1
             report.statuses[status] = report.statuses.get(status, 0) + 1
+            if "no longer holds" in detail:
+                report.leases_lost += 1
             if 200 <= status < 300:
                 outstanding -= 1
-            elif attempts[delivery] >= MAX_ATTEMPTS:
+            elif attempts[delivery] >= max_attempts:
                 outstanding -= 1
                 report.never_acknowledged.append((events[index]["id"], status, detail))
             else:

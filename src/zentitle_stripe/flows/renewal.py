@@ -4,6 +4,13 @@ Idempotent by comparison, not by counting deliveries: each entitlement's expiry 
 (`GET /api/v1/entitlements/{id}`) and compared with the period's end, so a duplicate, a
 retry after a crash between two renews, or a replay renews only what is still short. A
 renew whose answer was lost is followed by a read, never by a blind repeat.
+
+A renew whose client gave up may still land later (Zentitle2 has no idempotency keys),
+after a redelivery has read the old expiry and renewed again: a second period for one
+invoice. So each renew is recorded before it is sent (`renew-sent:{entitlement}`, a
+[create marker][zentitle_stripe.flows.markers.CreateMarker]); while one sent less than
+the create window ago is unconfirmed, the next attempt waits (503 with `Retry-After`)
+instead of reading and renewing.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from ..responses import Outcome, OutcomeKind
 from ..storage import SubscriptionState
 from ..stripe.events import Invoice
 from .context import FlowContext, logger
+from .markers import CreateMarker
 
 if TYPE_CHECKING:
     from ..zentitle.models import Entitlement, EntitlementGroup
@@ -109,7 +117,19 @@ def _renew_until_covered(
     it is read back only when that prediction falls short or cannot be made, which keeps
     the usual cost at one read and one renew.
     """
-    current = known or ctx.zentitle.get_entitlement(entitlement_id)
+    marker = CreateMarker.read(
+        ctx, f"renew-sent:{entitlement_id}", f"a renewal of entitlement {entitlement_id}"
+    )
+    marker.wait_for(ctx)  # a renew sent moments ago may still land: read once it cannot
+    in_doubt = marker.pending
+    marker = marker.confirm(ctx)  # past the window: the read below shows what landed
+    # An earlier read is good enough unless a renew was in doubt: then only a fresh read
+    # shows whether it landed.
+    current = (
+        known
+        if known is not None and not in_doubt
+        else ctx.zentitle.get_entitlement(entitlement_id)
+    )
     if current.status in _INACTIVE or current.license_type == "perpetual":
         return False  # disabled meanwhile, or never expires: nothing to extend
     target = period_end - COVERAGE_SLACK
@@ -121,7 +141,7 @@ def _renew_until_covered(
         if expiry.timestamp() >= target:
             return renewed
         predicted = current.renewed_expiry(datetime.fromtimestamp(ctx.clock(), timezone.utc))
-        landed_late = _renew_once(ctx, current)
+        landed_late = _renew_once(ctx, current, marker.attempt(ctx))
         renewed = True
         if landed_late is not None:
             current = landed_late
@@ -141,23 +161,35 @@ def _renew_until_covered(
     )
 
 
-def _renew_once(ctx: FlowContext, entitlement: Entitlement) -> Entitlement | None:
-    """One renew; after a failure that may have landed, read back to see if it did.
+def _renew_once(
+    ctx: FlowContext, entitlement: Entitlement, marker: CreateMarker
+) -> Entitlement | None:
+    """One renew (recorded as sent in `marker`); after a failure that may have landed,
+    read back to see if it did.
 
     Returns the read-back entitlement when the renew landed although its answer was
-    lost, `None` after a clean 204. A renew that did not land re-raises: it is not
-    repeated blindly, the next attempt reads the expiry again first.
+    lost, `None` after a clean 204; either confirms the marker. A renew that did not land
+    re-raises: one that was answered (an error status, not seen landed) withdraws the
+    marker, one that got no answer may still land and keeps it, so the next attempt
+    waits out the window before it reads again.
     """
     try:
         ctx.zentitle.renew_entitlement(entitlement.id)
     except ZentitleAPIError as exc:
-        if not exc.may_have_landed or entitlement.expiry_date is None:
+        if not exc.may_have_landed:
+            marker.withdraw(ctx)
+            raise
+        if entitlement.expiry_date is None:
             raise
         after = ctx.zentitle.get_entitlement(entitlement.id)
         if after.expiry_date is None or after.expiry_date <= entitlement.expiry_date:
+            if exc.status is not None:  # answered, not landed: nothing left to land later
+                marker.withdraw(ctx)
             raise
         logger.info("renew of %s landed despite %s", entitlement.id, exc)
+        marker.confirm(ctx)
         return after
+    marker.confirm(ctx)
     return None
 
 

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Generic, TypeVar
@@ -30,6 +31,7 @@ from ._faults import (
     FAULT_KINDS,
     NETWORK,
     NO_WORK,
+    Fault,
     FaultKind,
     Faults,
     LateWork,
@@ -207,14 +209,22 @@ class FakeService(_Served, Generic[_Kind]):
         with self._lock:
             self._faults.inject(method, path_regex, kind, times, delay)
 
-    def fail_rate(self, rate: float, kinds: Iterable[_Kind] | None = None, seed: int = 0) -> None:
+    def fail_rate(
+        self,
+        rate: float,
+        kinds: Iterable[_Kind] | None = None,
+        seed: int = 0,
+        *,
+        delay: float = 2.0,
+    ) -> None:
         """Fail a random `rate` share of requests with one of `kinds` (0 turns it off).
 
         `kinds` defaults to
-        [`DEFAULT_RANDOM_FAULTS`][zentitle_stripe.testing.DEFAULT_RANDOM_FAULTS].
+        [`DEFAULT_RANDOM_FAULTS`][zentitle_stripe.testing.DEFAULT_RANDOM_FAULTS];
+        `delay` is each random fault's, as in `inject_fault`.
         """
         with self._lock:
-            self._faults.set_rate(rate, kinds, seed)
+            self._faults.set_rate(rate, kinds, seed, delay)
 
     def clear_faults(self) -> None:
         """Drop every pending injected fault and stop random failures; work held by a
@@ -267,15 +277,17 @@ class FakeService(_Served, Generic[_Kind]):
             yield url
 
     def _handle_httpx(self, request: httpx.Request) -> httpx.Response:
-        reply = self._serve(
-            Incoming(
-                request.method,
-                request.url.path,
-                request.url.query.decode("latin-1"),
-                {k.lower(): v for k, v in request.headers.items()},
-                request.read(),
-            )
+        incoming = Incoming(
+            request.method,
+            request.url.path,
+            request.url.query.decode("latin-1"),
+            {k.lower(): v for k, v in request.headers.items()},
+            request.read(),
         )
+        fault = self._take_fault(incoming)
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)  # on its way to the backend, outside the lock
+        reply = self._serve(incoming, fault)
         if reply.fault == "connect":
             raise httpx.ConnectError("emulated connection failure", request=request)
         if reply.fault in ("timeout", "lost_response", "late"):
@@ -299,15 +311,17 @@ class FakeService(_Served, Generic[_Kind]):
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        reply = self._serve(
-            Incoming(
-                scope["method"],
-                scope["path"],
-                scope.get("query_string", b"").decode("latin-1"),
-                {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
-                body,
-            )
+        incoming = Incoming(
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
+            body,
         )
+        fault = self._take_fault(incoming)
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay)  # lands even if the client gave up meanwhile
+        reply = self._serve(incoming, fault)
         if reply.fault in self._held_faults:
             await asyncio.sleep(reply.delay)
         elif reply.fault in NETWORK:
@@ -318,12 +332,17 @@ class FakeService(_Served, Generic[_Kind]):
 
     # -- one request --------------------------------------------------------------------
 
-    def _serve(self, request: Incoming) -> Reply:
-        """Record the request, check it, apply any fault, else answer it (under the lock)."""
+    def _take_fault(self, request: Incoming) -> Fault | None:
+        """The fault that shapes this request's answer, if any (taken as it is sent)."""
+        with self._lock:
+            return self._faults.take(request.method, request.path)
+
+    def _serve(self, request: Incoming, fault: Fault | None) -> Reply:
+        """Record the request, check it, apply `fault`, else answer it (under the lock); a
+        `slow` request has waited already and is answered as usual."""
         with self._lock:
             for work in self._faults.landing(self.clock.now):
                 self._land(work)
-            fault = self._faults.take(request.method, request.path)
             kind = fault.kind if fault is not None else None
             self.requests.append(self._record(request, kind))
             operation = self._check_request(request)

@@ -42,6 +42,7 @@ FaultKind = Literal[
     "connect",
     "lost_response",
     "late",
+    "slow",
     "bad_body",
     "500_after",
     "502_after",
@@ -57,9 +58,12 @@ answer. `late` loses the answer too (the client times out) but does the work onl
 later: when the test calls
 [`complete_late`][zentitle_stripe.testing.FakeService.complete_late], or once the
 emulator's clock has moved `delay` seconds past the request, as a backend that
-finishes a request its client gave up on. `bad_body` answers 200 with an HTML page. The
-Stripe emulator's `timeout` is a slow answer instead: it does the work and holds the
-answer (see `delay`).
+finishes a request its client gave up on. `slow` is the same in real time: the request
+reaches the backend `delay` wall-clock seconds late and is then served normally, so a
+client that waits gets a slow answer and one that gives up sooner still sees the work
+land afterwards (for runs whose emulator clock stands still). `bad_body` answers 200
+with an HTML page. The Stripe emulator's `timeout` is a slow answer instead: it does the
+work and holds the answer (see `delay`).
 """
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 DEFAULT_RANDOM_FAULTS = ("429", "502", "503", "504", "timeout", "connect")
@@ -106,6 +110,7 @@ class Faults:
         self._rate = 0.0
         self._kinds: tuple[str, ...] = ()
         self._rng = random.Random(0)
+        self._delay = 2.0
 
     def inject(self, method: str, path_regex: str, kind: str, times: int, delay: float) -> None:
         """Queue a fault for the next `times` matching requests (see `FakeService`)."""
@@ -113,12 +118,18 @@ class Faults:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {sorted(FAULT_KINDS)}")
         self.injected.append(Fault(method.upper(), re.compile(path_regex), kind, times, delay))
 
-    def set_rate(self, rate: float, kinds: Iterable[str] | None, seed: int) -> None:
-        """Fail a random `rate` share of requests with one of `kinds`."""
+    def set_rate(
+        self, rate: float, kinds: Iterable[str] | None, seed: int, delay: float = 2.0
+    ) -> None:
+        """Fail a random `rate` share of requests with one of `kinds` (`delay` as in
+        `inject`)."""
         chosen = tuple(kinds) if kinds is not None else DEFAULT_RANDOM_FAULTS
-        if not set(chosen) <= FAULT_KINDS or not 0 <= rate <= 1:
-            raise ValueError(f"rate must be in [0, 1] and kinds among {sorted(FAULT_KINDS)}")
+        if not set(chosen) <= FAULT_KINDS or not 0 <= rate <= 1 or not 0 <= delay < 3600:
+            raise ValueError(
+                f"rate must be in [0, 1], delay in [0, 3600) and kinds among {sorted(FAULT_KINDS)}"
+            )
         self._rate, self._kinds, self._rng = rate, chosen, random.Random(seed)
+        self._delay = delay
 
     def clear(self) -> None:
         """Drop every injected fault and stop random failures (late work stays pending)."""
@@ -134,7 +145,7 @@ class Faults:
                     self.injected.remove(fault)
                 return fault
         if self._rate and self._rng.random() < self._rate:
-            return Fault("*", _ANYWHERE, self._rng.choice(self._kinds), 1, 2.0)
+            return Fault("*", _ANYWHERE, self._rng.choice(self._kinds), 1, self._delay)
         return None
 
     def hold(self, request: Incoming, operation: Any, fault: Fault, now: datetime) -> None:
