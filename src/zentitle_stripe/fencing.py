@@ -115,17 +115,20 @@ class Fence:
         """Seconds left for remote calls (negative once the deadline passed)."""
         return self.deadline - self.clock()
 
-    def check(self) -> None:
+    def check(self, *, strict: bool = False) -> None:
         """Make sure every lease is still this attempt's, renewing those half used up.
 
         A lease with more than half of it left needs no storage call: no one may take it
-        before it expires. Raises [`LeaseLost`][zentitle_stripe.exceptions.LeaseLost]
-        when storage says another worker took one over (or it could not be renewed and
-        has expired), so the caller writes nothing more.
+        before it expires. `strict` renews every lease in storage all the same: right
+        before a write that cannot be repeated safely (a create, a renew), so a process
+        paused between a local check and the write cannot send it after another worker
+        took over. Raises [`LeaseLost`][zentitle_stripe.exceptions.LeaseLost] when
+        storage says another worker took one over (or it could not be renewed and has
+        expired), so the caller writes nothing more.
         """
         now = self.clock()
         for key, (storage, expires) in list(self._held.items()):
-            if expires - now > self.lease_seconds / 2:
+            if not strict and expires - now > self.lease_seconds / 2:
                 continue
             if _cannot_extend(storage, key):
                 if expires > now:

@@ -145,11 +145,12 @@ def test_a_cancellation_during_slow_retries_is_kept(slow: SlowWorld) -> None:
 def test_a_create_answered_after_the_lease_writes_nothing_over_the_cancellation(
     slow: SlowWorld,
 ) -> None:
-    """The group is created at once but its answer takes 100 s: meanwhile the lock's
-    lease ran out and the cancellation took it, found the group and disabled it."""
+    """The group is created at once but its answer takes 150 s: meanwhile the lock's
+    lease (renewed in storage right before the create) ran out and the cancellation
+    took it, found the group and disabled it."""
     subscription_id, paid = subscribe_two(slow.world)
-    slow.remote.answer_late("POST", GROUPS, 100)
-    slow.deliver_at(125, slow.world.cancel(subscription_id))
+    slow.remote.answer_late("POST", GROUPS, 150)
+    slow.deliver_at(140, slow.world.cancel(subscription_id))
 
     first = slow.world.deliver(paid)
     again = slow.world.deliver(paid)
@@ -352,3 +353,27 @@ def test_a_state_stored_before_versions_reads_as_stored_once() -> None:
     assert state.version == 1
     assert state == SubscriptionState("sub_1", group_id="egr_1", canceled=True)  # no version
     assert SubscriptionState.from_json(state.stored().to_json()).version == 2
+
+
+def test_a_strict_check_asks_storage_even_with_most_of_the_lease_left() -> None:
+    """A worker on a host whose clock runs behind (or paused between its last look and
+    the write) still thinks it has time; before a create or renew it must not trust that."""
+    clock, storage = FakeClock(), MemoryStorage()
+    event = _claimed(storage, clock)
+    fence = _fence_on(storage, clock)
+    clock.advance(10)
+    # Another worker, its clock a lease ahead, takes the claim over.
+    successor = storage.claim_event(event, owner="w2", lease_seconds=LEASE, now=clock() + LEASE + 1)
+    assert successor.result is ClaimResult.CLAIMED
+    fence.check()  # the local view: 110 s left, no storage call, no error
+    with pytest.raises(LeaseLost, match="claim on stripe event evt_1"):
+        fence.check(strict=True)
+
+
+def test_a_strict_check_renews_every_lease_it_still_holds() -> None:
+    clock, storage = FakeClock(), MemoryStorage()
+    _claimed(storage, clock)
+    fence = _fence_on(storage, clock)
+    clock.advance(10)
+    fence.check(strict=True)
+    assert _lease_ends(storage) == clock.now + LEASE

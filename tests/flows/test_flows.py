@@ -595,14 +595,16 @@ def test_two_subscriptions_of_one_buyer_at_once_make_one_customer(tmp_path: Path
 def test_renewal_that_provisions_then_fails_to_renew_is_renewed_on_retry(
     world: EmulatedWorld,
 ) -> None:
-    """The renewal arrives first, creates the licence, then the renew call fails: the
-    retry must still renew (the invoice is not remembered as applied until it is)."""
+    """The renewal arrives first, creates the licence, then the renew call fails (it never
+    reached Zentitle2): the retry must still renew (the invoice is not remembered as
+    applied until it is). A 5xx instead makes the retry wait: test_uncertain_creates."""
     start = world.stripe_emulator.now
     subscription_id, _first = subscribe_two(world)
     renewal = world.renew(subscription_id)
     world.zentitle_emulator.now = datetime.fromtimestamp(start, timezone.utc)
-    world.zentitle_emulator.inject_fault("PATCH", r"/renew$", "500")
+    world.zentitle_emulator.inject_fault("PATCH", r"/renew$", "connect", times=20)
     assert world.deliver(renewal).status == 503
+    world.zentitle_emulator.clear_faults()
     assert world.deliver(renewal).status == 200
     period_end = renewal["data"]["object"]["lines"]["data"][0]["period"]["end"]
     for entitlement in world.entitlements(subscription_id):

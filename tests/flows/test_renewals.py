@@ -121,24 +121,6 @@ def test_renew_applied_behind_a_lost_answer_adds_exactly_one_period(
     assert renews(world) == 2  # one each, none repeated
 
 
-@pytest.mark.parametrize("fault", ["503", "502"])  # no answer at all: test_uncertain_creates
-def test_renew_that_did_not_land_is_not_repeated_blindly_and_the_retry_applies_it(
-    world: EmulatedWorld, fault: str
-) -> None:
-    subscription_id, _ = licensed(world, "PRO-1Y")
-    (before,) = expiries(world, subscription_id).values()
-    renewal = world.renew(subscription_id)
-    world.zentitle_emulator.inject_fault("PATCH", r"/renew$", fault)
-    response = world.deliver(renewal)
-    assert response.status == 503, detail(response)
-    assert renews(world) == 1
-    record = world.storage.get_event(renewal["id"])
-    assert record is not None
-    assert record.status is EventStatus.FAILED
-    assert world.deliver(renewal).outcome.kind is OutcomeKind.RENEWED
-    assert list(expiries(world, subscription_id).values()) == [year_after(before)]
-
-
 def test_an_expiry_zentitle2_does_not_show_is_retried_never_called_covered(
     world: EmulatedWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:

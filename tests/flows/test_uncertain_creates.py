@@ -23,7 +23,7 @@ from zentitle_stripe.config import Settings
 from zentitle_stripe.exceptions import ConfigurationError
 from zentitle_stripe.flows.markers import CLEARED, DEFAULT_CREATE_WINDOW
 from zentitle_stripe.services import Services
-from zentitle_stripe.testing import EmulatedWorld
+from zentitle_stripe.testing import EmulatedWorld, ZentitleEmulator
 
 pytestmark = pytest.mark.world(generations=True)
 
@@ -234,3 +234,65 @@ def test_late_renew_is_waited_for_not_repeated(world: EmulatedWorld, clock: Fake
         assert expiry is not None
         assert after[entitlement_id] == expiry.replace(year=expiry.year + 1)
     assert sum(r.method == "PATCH" and r.path.endswith("/renew") for r in emulator.requests) == 2
+
+
+def _renews(emulator: ZentitleEmulator) -> int:
+    return sum(r.method == "PATCH" and r.path.endswith("/renew") for r in emulator.requests)
+
+
+@pytest.mark.parametrize("fault", ["503", "502"])
+def test_renew_answered_5xx_is_waited_for_then_applied_once(
+    world: EmulatedWorld, clock: FakeClock, fault: str
+) -> None:
+    """A gateway's 5xx does not say the backend stopped: the renew may still land, so a
+    redelivery inside the window waits; after it, a fresh read decides."""
+    subscription_id, paid = subscribe_two(world)
+    assert world.deliver(paid).status == 200
+    (group,) = world.groups(subscription_id)
+    emulator = world.zentitle_emulator
+    before = {e.id: e.expiry_date for e in emulator.entitlements(group.id)}
+    renewal = world.renew(subscription_id)
+    emulator.inject_fault("PATCH", r"/renew$", fault)
+    assert world.deliver(renewal).status == 503
+    sent = _renews(emulator)
+    waited = world.deliver(renewal)
+    assert waited.status == 503, detail(waited)
+    assert "a renewal of entitlement" in detail(waited)
+    assert _renews(emulator) == sent  # nothing sent while the first may still land
+    clock.advance(DEFAULT_CREATE_WINDOW + 1)
+    applied = world.deliver(renewal)
+    assert applied.outcome.kind is OutcomeKind.RENEWED, detail(applied)
+    after = {e.id: e.expiry_date for e in emulator.entitlements(group.id)}
+    for entitlement_id, expiry in before.items():
+        assert expiry is not None
+        assert after[entitlement_id] == expiry.replace(year=expiry.year + 1)
+
+
+def test_renew_answered_502_that_lands_later_is_not_repeated(
+    world: EmulatedWorld, clock: FakeClock
+) -> None:
+    """Found by the stress test's slow-remote mode: a server answered 500 for a renew it
+    completed a moment later, the marker was dropped, and a redelivery renewed again."""
+    subscription_id, paid = subscribe_two(world)
+    assert world.deliver(paid).status == 200
+    (group,) = world.groups(subscription_id)
+    emulator = world.zentitle_emulator
+    before = {e.id: e.expiry_date for e in emulator.entitlements(group.id)}
+    renewal = world.renew(subscription_id)
+    emulator.inject_fault("PATCH", r"/renew$", "502", times=1)
+    assert world.deliver(renewal).status == 503
+    (renewed_first,) = [
+        r.path.split("/")[-2]
+        for r in emulator.requests
+        if r.method == "PATCH" and r.path.endswith("/renew") and r.fault == "502"
+    ]
+    waited = world.deliver(renewal)  # Stripe redelivers before the backend is done
+    assert waited.status == 503, detail(waited)
+    with emulator.client() as backend:  # the backend finishes it a moment later
+        backend.renew_entitlement(renewed_first)
+    clock.advance(DEFAULT_CREATE_WINDOW + 1)
+    assert world.deliver(renewal).status == 200
+    after = {e.id: e.expiry_date for e in emulator.entitlements(group.id)}
+    for entitlement_id, expiry in before.items():
+        assert expiry is not None
+        assert after[entitlement_id] == expiry.replace(year=expiry.year + 1), entitlement_id

@@ -169,9 +169,9 @@ def _renew_once(
 
     Returns the read-back entitlement when the renew landed although its answer was
     lost, `None` after a clean 204; either confirms the marker. A renew that did not land
-    re-raises: one that was answered (an error status, not seen landed) withdraws the
-    marker, one that got no answer may still land and keeps it, so the next attempt
-    waits out the window before it reads again.
+    re-raises: one refused outright (a 4xx, or never sent) withdraws the marker; one
+    that got a 5xx or no answer may still land and keeps it, so the next attempt waits
+    out the window before it reads again.
     """
     try:
         ctx.zentitle.renew_entitlement(entitlement.id)
@@ -183,8 +183,9 @@ def _renew_once(
             raise
         after = ctx.zentitle.get_entitlement(entitlement.id)
         if after.expiry_date is None or after.expiry_date <= entitlement.expiry_date:
-            if exc.status is not None:  # answered, not landed: nothing left to land later
-                marker.withdraw(ctx)
+            # Not landed *yet*: a 5xx from a gateway, like no answer at all, can come
+            # while the backend still works on it, so the marker stays and the next
+            # attempt waits out the window before it reads again.
             raise
         logger.info("renew of %s landed despite %s", entitlement.id, exc)
         marker.confirm(ctx)

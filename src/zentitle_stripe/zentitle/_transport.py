@@ -176,7 +176,9 @@ class Transport:
     ) -> tuple[httpx.Response | None, httpx.TransportError | None]:
         """Send once: the response, or the network error that may be retried."""
         if fence is not None:
-            fence.check()  # still this worker's leases, renewed as the work proceeds
+            # Still this worker's leases, renewed as the work proceeds; in storage before a
+            # write that cannot be repeated safely.
+            fence.check(strict=not idempotent)
             if fence.remaining() <= 0:
                 raise ZentitleAPIError(
                     f"Zentitle2 {label} was not sent: this event's {fence.budget:g} s time "
