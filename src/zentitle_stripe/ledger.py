@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from ._untrusted import finite_number
 from .exceptions import ConfigurationError, EventInProgress, LeaseLost, ZentitleStripeError
 from .fencing import Fence
 from .responses import Outcome, OutcomeKind, WebhookResponse, classify
@@ -57,6 +58,9 @@ class Ledger:
         clock: Callable[[], float],
         budget: float | None = None,
     ) -> None:
+        # nan would pass every lease comparison and switch fencing off; 0 takes every
+        # event over at once.
+        lease_seconds = finite_number(lease_seconds, "lease_seconds", positive=True)
         if budget is not None and not 0 < budget < lease_seconds:
             raise ValueError(
                 f"the time budget of an event ({budget:g} s) must be positive and below "

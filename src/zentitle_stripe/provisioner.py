@@ -104,9 +104,8 @@ class Provisioner:
     )
     response = provisioner.handle_event(raw_body, request.headers.get("Stripe-Signature"))
     ```
-
-    `storage`, `stripe`, `zentitle` and `settings` are read-only, kept for
-    compatibility: code that needs the parts should take a `Services`.
+    `storage`, `stripe`, `zentitle` and `settings` are read-only (compatibility; take a
+    `Services` for the parts). It refuses a `lease_seconds` that is not positive.
     """
 
     def __init__(

@@ -18,8 +18,8 @@ import pytest
 
 from tests.support import make_world, subscribe_two
 from tests.support.slow import FakeClock, SlowRemote
-from zentitle_stripe import Outcome, OutcomeKind, WebhookResponse
-from zentitle_stripe.exceptions import LeaseLost, TransientError
+from zentitle_stripe import Outcome, OutcomeKind, Provisioner, WebhookResponse
+from zentitle_stripe.exceptions import ConfigurationError, LeaseLost, TransientError
 from zentitle_stripe.fencing import Fence
 from zentitle_stripe.flows.locks import storage_lock
 from zentitle_stripe.ledger import Ledger
@@ -377,3 +377,10 @@ def test_a_strict_check_renews_every_lease_it_still_holds() -> None:
     clock.advance(10)
     fence.check(strict=True)
     assert _lease_ends(storage) == clock.now + LEASE
+
+
+@pytest.mark.parametrize("lease", [float("nan"), float("inf"), 0.0, -1.0])
+def test_a_lease_that_is_not_a_positive_finite_number_is_refused(lease: float) -> None:
+    """`nan` passes every lease comparison, so it would switch the fence off silently."""
+    with pytest.raises(ConfigurationError, match="lease_seconds"):
+        Provisioner(storage=MemoryStorage(), webhook_secrets=["whsec_test"], lease_seconds=lease)

@@ -24,12 +24,12 @@ from urllib.parse import parse_qsl
 import attrs
 import httpx
 
+from ._asgi import serve_asgi
 from ._contract import Contract
 from ._faults import (
     AFTER_WORK,
     DEFAULT_RANDOM_FAULTS,
     FAULT_KINDS,
-    NETWORK,
     NO_WORK,
     Fault,
     FaultKind,
@@ -295,40 +295,7 @@ class FakeService(_Served, Generic[_Kind]):
         return httpx.Response(reply.status, headers=dict(reply.headers), content=reply.content)
 
     async def _asgi(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        incoming = Incoming(
-            scope["method"],
-            scope["path"],
-            scope.get("query_string", b"").decode("latin-1"),
-            {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
-            body,
-        )
-        fault = self._take_fault(incoming)
-        if fault is not None and fault.kind == "slow":
-            await asyncio.sleep(fault.delay)  # lands even if the client gave up meanwhile
-        reply = self._serve(incoming, fault)
-        if reply.fault in self._held_faults:
-            await asyncio.sleep(reply.delay)
-        elif reply.fault in NETWORK:
-            raise ConnectionAbortedError(f"emulated {reply.fault} fault")
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        await send({"type": "http.response.body", "body": reply.content})
+        await serve_asgi(self, scope, receive, send)
 
     # -- one request --------------------------------------------------------------------
 
