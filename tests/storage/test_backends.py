@@ -124,7 +124,11 @@ def test_unopenable_sqlite_file_is_a_storage_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("url", "kind"),
-    [("memory://", MemoryStorage), ("sqlite:///{tmp}/a.db", SQLiteStorage)],
+    [
+        ("memory://", MemoryStorage),
+        ("sqlite:///{tmp}/a.db", SQLiteStorage),
+        ("SQLite:///{tmp}/a.db", SQLiteStorage),  # schemes are case-insensitive
+    ],
 )
 def test_open_storage_picks_the_backend(url: str, kind: type, tmp_path: Path) -> None:
     storage = open_storage(url.format(tmp=tmp_path))
