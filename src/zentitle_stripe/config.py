@@ -20,7 +20,7 @@ from ._envfile import merged_environ
 from ._untrusted import finite_number
 from .exceptions import ConfigurationError
 from .signature import DEFAULT_TOLERANCE
-from .storage import DEFAULT_STORAGE_URL, redact_url
+from .storage import DEFAULT_STORAGE_URL, check_storage_url, redact_url
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "SeatPolicy", "Secret", "Settings"]
 
@@ -148,6 +148,10 @@ class Settings:
             "http_timeout": read.number("ZENTITLE_STRIPE_HTTP_TIMEOUT", 10.0, positive=True),
             "create_window": read.number("ZENTITLE_STRIPE_CREATE_WINDOW", 60.0, positive=True),
         }
+        try:
+            check_storage_url(fields["storage_url"])
+        except ConfigurationError as exc:
+            read.problem(str(exc))
         read.raise_problems()
         return cls(**fields)
 
@@ -225,7 +229,8 @@ class _Reader:
             listed = "\n".join(f"  - {p}" for p in self.problems)
             raise ConfigurationError(
                 f"{len(self.problems)} configuration problems (see the configuration docs):\n"
-                + listed
+                + listed,
+                problems=tuple(self.problems),
             )
 
     def required(self, name: str) -> str:

@@ -29,6 +29,7 @@ from ..stripe_api import StripeOpsAPI
 
 DEFAULT_ENV_FILE = ".env"
 _environ: list[Mapping[str, str]] = []
+_in_django: list[bool] = []
 
 Handler = Callable[[argparse.Namespace], int]
 """Runs one command from its parsed arguments and returns the exit code."""
@@ -50,6 +51,12 @@ def add_command(
         metavar="PATH",
         help="read settings from this KEY=VALUE file too (default: ./.env when present); "
         "variables set in the environment win",
+    )
+    env_flag.add_argument(
+        "--django-settings",
+        metavar="MODULE",
+        help="also read ZENTITLE_STRIPE from this Django settings module, which wins over "
+        "the environment (default: $DJANGO_SETTINGS_MODULE when set)",
     )
     parents = [env_flag]
     if json_output:
@@ -100,12 +107,44 @@ def env_file_of(args: argparse.Namespace) -> str | None:
 
 
 @contextlib.contextmanager
+def django_settings_in_use() -> Iterator[None]:
+    """Inside `manage.py zentitle_stripe`: read the configured Django settings."""
+    _in_django.append(True)
+    try:
+        yield
+    finally:
+        _in_django.pop()
+
+
+def _django_environ(args: argparse.Namespace) -> tuple[str, dict[str, str] | None]:
+    """Where the Django settings come from, and their `ZENTITLE_STRIPE` (if any)."""
+    module = getattr(args, "django_settings", None)
+    if not _in_django and not module:
+        module = os.environ.get("DJANGO_SETTINGS_MODULE", "").strip() or None
+    if not _in_django and not module:
+        return "", None
+    from ..django._settings import configured_environ, settings_module_environ
+
+    if _in_django:
+        return "Django's settings.ZENTITLE_STRIPE", configured_environ()
+    assert module is not None
+    return f"{module}.ZENTITLE_STRIPE", settings_module_environ(module)
+
+
+@contextlib.contextmanager
 def use_environ(args: argparse.Namespace) -> Iterator[None]:
-    """Make the command's environment (`os.environ` over its env file) current."""
+    """Make the command's environment current: `os.environ` over its env file, and
+    Django's `ZENTITLE_STRIPE` over both (what the project's views read)."""
     env_file = env_file_of(args)
-    _environ.append(merged_environ(env_file, os.environ))
-    if env_file is not None:
-        progress(f"settings: environment and {env_file}")
+    merged = merged_environ(env_file, os.environ)
+    sources = ["environment"] if env_file is None else ["environment", env_file]
+    where, configured = _django_environ(args)
+    if configured is not None:
+        merged = {**merged, **configured}
+        sources.append(where)
+    _environ.append(merged)
+    if len(sources) > 1:
+        progress(f"settings: {' and '.join(sources)}")
     try:
         yield
     finally:

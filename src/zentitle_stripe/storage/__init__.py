@@ -43,6 +43,7 @@ __all__ = [
     "Storage",
     "SubscriptionState",
     "check_state_write",
+    "check_storage_url",
     "decide_claim",
     "open_storage",
     "redact_url",
@@ -64,13 +65,7 @@ def open_storage(
     is a `ConfigurationError` naming the storage (redacted) and what to do, instead of an
     empty storage that answers "no events".
     """
-    scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()  # RFC 3986: schemes are case-insensitive (SQLITE:///x.db)
-    if not sep:
-        raise ConfigurationError(
-            f"{setting} must be a URL such as sqlite:///zentitle_stripe.db, memory:// or "
-            f"postgresql://user@host/db; got {redact_url(url)!r}"
-        )
+    scheme, rest = check_storage_url(url, setting=setting)
     if scheme == "memory":
         if existing:
             raise ConfigurationError(
@@ -82,15 +77,28 @@ def open_storage(
     if scheme == "sqlite":
         # sqlite:///relative.db -> "relative.db"; sqlite:////abs/path.db -> "/abs/path.db"
         path = rest[1:] if rest.startswith("/") else rest
-        if not path:
-            raise ConfigurationError(f"{setting} names no SQLite file: use sqlite:///path.db")
         if existing:
             check_sqlite_exists(path, setting)
         return SQLiteStorage(path)
-    if scheme in ("postgresql", "postgres"):
-        from .postgres import PostgresStorage
+    from .postgres import PostgresStorage
 
-        return PostgresStorage(f"{scheme}://{rest}", create_schema=not existing)
-    raise ConfigurationError(
-        f"{setting} has an unknown scheme {scheme!r}: use sqlite://, memory:// or postgresql://"
-    )
+    return PostgresStorage(f"{scheme}://{rest}", create_schema=not existing)
+
+
+def check_storage_url(url: str, *, setting: str = "ZENTITLE_STRIPE_STORAGE") -> tuple[str, str]:
+    """`(scheme, rest)` of a storage URL that a built-in backend can open, without opening
+    it (Django's system checks); a bad URL raises `ConfigurationError`."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()  # RFC 3986: schemes are case-insensitive (SQLITE:///x.db)
+    if not sep:
+        raise ConfigurationError(
+            f"{setting} must be a URL such as sqlite:///zentitle_stripe.db, memory:// or "
+            f"postgresql://user@host/db; got {redact_url(url)!r}"
+        )
+    if scheme == "sqlite" and not rest.removeprefix("/"):
+        raise ConfigurationError(f"{setting} names no SQLite file: use sqlite:///path.db")
+    if scheme not in ("memory", "sqlite", "postgresql", "postgres"):
+        raise ConfigurationError(
+            f"{setting} has an unknown scheme {scheme!r}: use sqlite://, memory:// or postgresql://"
+        )
+    return scheme, rest
