@@ -180,6 +180,7 @@ def test_public_names_of_the_storage_modules_are_pinned() -> None:
         "Storage",
         "SubscriptionState",
         "check_state_write",
+        "check_storage_url",
         "decide_claim",
         "open_storage",
         "redact_url",
