@@ -112,6 +112,14 @@ def test_env_file_flag_is_read_and_the_environment_wins(env: Env, tmp_path: Path
     assert checks["Stripe key"]["status"] == "PASS"  # the emulator's key from the environment
 
 
+def test_a_configuration_error_with_json_is_json_on_stdout(env: Env) -> None:
+    env.monkeypatch.setenv("ZENTITLE_STRIPE_STORAGE", "memory://")
+    code, data = env.run_json("events")
+    assert code == 2
+    assert data["exit_code"] == 2
+    assert "memory://" in data["error"]
+
+
 def test_doctor_suggests_no_connect_for_a_plain_http_url(env: Env) -> None:
     code, report = env.run_json("doctor", "--url", "http://licences.example.com/hook")
 

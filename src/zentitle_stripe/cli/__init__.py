@@ -11,6 +11,7 @@ traceback), 141 when the reader of stdout went away (`| head`), quietly.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
     except ZentitleStripeError as exc:
         print(f"zentitle-stripe {args.command}: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reading stdout gets JSON either way
+            print(json.dumps({"error": str(exc), "exit_code": 2}, indent=2))
         return 2
     except KeyboardInterrupt:
         return 130
