@@ -65,7 +65,15 @@ class ZentitleStripeError(Exception):
 
 
 class ConfigurationError(ZentitleStripeError):
-    """A setting is missing or malformed; the message names the setting and the fix."""
+    """A setting is missing or malformed; the message names the setting and the fix.
+
+    `problems` lists each problem on its own (one for most errors; every missing or
+    malformed variable for `Settings.from_env`), for tools that report them one by one
+    (Django's system checks)."""
+
+    def __init__(self, *args: object, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(*args)
+        self.problems: tuple[str, ...] = problems or tuple(str(a) for a in args[:1])
 
 
 class MissingExtraError(ConfigurationError, ImportError):

@@ -175,10 +175,12 @@ class Provisioner:
         )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Provisioner:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, env_file: str | None = None
+    ) -> Provisioner:
         """Build a fully wired provisioner from environment variables (see
         [`Settings.from_env`][zentitle_stripe.config.Settings.from_env])."""
-        return cls.from_settings(Settings.from_env(environ))
+        return cls.from_settings(Settings.from_env(environ, env_file=env_file))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Provisioner:

@@ -11,6 +11,7 @@ closes them.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -74,22 +75,28 @@ class Services(ClosingContext):
         self._closer = Closer(zentitle, stripe, storage)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Services:
-        """Build from environment variables.
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        env_file: str | os.PathLike[str] | None = None,
+    ) -> Services:
+        """Build from environment variables (and `env_file`, the environment winning).
 
         See [`Settings.from_env`][zentitle_stripe.config.Settings.from_env] for the
         variables; a missing or malformed one raises
         [`ConfigurationError`][zentitle_stripe.exceptions.ConfigurationError].
         """
-        return cls.from_settings(Settings.from_env(environ))
+        return cls.from_settings(Settings.from_env(environ, env_file=env_file))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Services:
-        """Open every part named by `settings`; if one cannot be built, close the others."""
+    def from_settings(cls, settings: Settings, *, storage: Storage | None = None) -> Services:
+        """Open every part named by `settings` (`storage` instead of the one it names, if
+        given); if one cannot be built, close the others."""
         from .stripe_api import StripeGateway
         from .zentitle import ZentitleClient
 
-        storage = open_storage(settings.storage_url)
+        storage = open_storage(settings.storage_url) if storage is None else storage
         with contextlib.ExitStack() as undo:
             undo.callback(storage.close)
             zentitle = ZentitleClient(

@@ -124,7 +124,11 @@ def test_unopenable_sqlite_file_is_a_storage_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("url", "kind"),
-    [("memory://", MemoryStorage), ("sqlite:///{tmp}/a.db", SQLiteStorage)],
+    [
+        ("memory://", MemoryStorage),
+        ("sqlite:///{tmp}/a.db", SQLiteStorage),
+        ("SQLite:///{tmp}/a.db", SQLiteStorage),  # schemes are case-insensitive
+    ],
 )
 def test_open_storage_picks_the_backend(url: str, kind: type, tmp_path: Path) -> None:
     storage = open_storage(url.format(tmp=tmp_path))
@@ -178,6 +182,7 @@ def test_public_names_of_the_storage_modules_are_pinned() -> None:
         "Storage",
         "SubscriptionState",
         "check_state_write",
+        "check_storage_url",
         "decide_claim",
         "open_storage",
         "redact_url",

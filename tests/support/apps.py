@@ -241,7 +241,7 @@ def configure_django() -> None:
             DEBUG=False,
             SECRET_KEY="zentitle-stripe-tests",
             ROOT_URLCONF="zentitle_stripe.django.urls",
-            INSTALLED_APPS=[],
+            INSTALLED_APPS=["zentitle_stripe.django"],  # its checks and manage.py command
             USE_TZ=True,
             **DJANGO_SETTINGS,
         )

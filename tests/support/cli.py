@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from zentitle_stripe.cli import main
+from zentitle_stripe.storage import open_storage
 from zentitle_stripe.testing import StripeEmulator, ZentitleEmulator
 
 __all__ = ["Env", "served_env"]
@@ -64,8 +65,8 @@ class Env:
 def served_env(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Env]:
-    """Both emulators served, and the environment (SQLite storage in `tmp_path`) pointing
-    at them, for as long as the block runs."""
+    """Both emulators served, and the environment (SQLite storage in `tmp_path`, created
+    as the app would on start) pointing at them, for as long as the block runs."""
     stripe, zentitle = StripeEmulator(), ZentitleEmulator()
     with stripe.serve() as stripe_url, zentitle.serve() as zentitle_url:
         for name, value in {
@@ -82,4 +83,5 @@ def served_env(
         }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("ZENTITLE_STRIPE_WEBHOOK_URL", raising=False)
+        open_storage(f"sqlite:///{tmp_path / 'events.db'}").close()  # as the app would
         yield Env(stripe, zentitle, capsys, monkeypatch)

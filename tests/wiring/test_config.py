@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -90,11 +91,51 @@ def test_each_missing_required_setting_is_named(missing: str) -> None:
         Settings.from_env(env)
 
 
+def test_a_blank_setup_names_every_missing_variable_at_once() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"ZENTITLE_STRIPE_TOLERANCE": "soon"})
+    message = str(info.value)
+    assert message.startswith("8 configuration problems")
+    for name in [*ENV, "ZENTITLE_STRIPE_TOLERANCE"]:
+        assert name in message
+
+
+def test_an_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    lines = [f"{k}={v}" for k, v in ENV.items() if k != "ZENTITLE_TENANT_ID"]
+    env_file.write_text(
+        "# written by hand\n"
+        + "\n".join(lines)
+        + "\nexport ZENTITLE_TENANT_ID='t_file # kept'\n"
+        + 'ZENTITLE_CLIENT_ID="from file"  # a comment\n'
+        + "ZENTITLE_STRIPE_TOLERANCE=60 # seconds\n",
+        encoding="utf-8",
+    )
+    settings = Settings.from_env({"ZENTITLE_CLIENT_ID": "from env"}, env_file=env_file)
+    assert settings.zentitle_tenant_id == "t_file # kept"
+    assert settings.zentitle_client_id == "from env"
+    assert settings.tolerance == 60
+    assert settings.stripe_api_key.reveal() == ENV["STRIPE_API_KEY"]
+
+
+def test_a_malformed_or_missing_env_file_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot read the env file"):
+        Settings.from_env({}, env_file=tmp_path / "absent.env")
+    bad = tmp_path / "bad.env"
+    bad.write_text("STRIPE_API_KEY sk_live_secretvalue\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="line 1 is not KEY=VALUE") as info:
+        Settings.from_env({}, env_file=bad)
+    assert "secretvalue" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("STRIPE_API_KEY", "pk_test_123", "not a publishable key"),
-        ("STRIPE_WEBHOOK_SECRET", "whsec_ok,sk_test_oops", "entry 2 does not look like"),
+        ("STRIPE_API_KEY", "pk_test_123", "holds a publishable key"),
+        ("STRIPE_API_KEY", "whsec_abc", "holds a webhook signing secret .* STRIPE_WEBHOOK_SECRET"),
+        ("STRIPE_API_KEY", "oops", "secret or restricted key"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_ok,sk_test_oops", "entry 2 is an API key"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_ok,wh_oops", "entry 2 does not look like"),
         ("ZENTITLE_API_URL", "acme.api.nalpeiron.io", "must be an http"),
         ("STRIPE_API_BASE", "localhost:1234", "STRIPE_API_BASE must be an http"),
         ("ZENTITLE_STRIPE_TOLERANCE", "five", "must be a number"),

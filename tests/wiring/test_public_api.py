@@ -110,6 +110,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "Storage",
         "SubscriptionState",
         "check_state_write",
+        "check_storage_url",
         "decide_claim",
         "open_storage",
         "redact_url",
@@ -290,12 +291,16 @@ PUBLIC_API: dict[str, set[str]] = {
     "zentitle_stripe.flask": {"init_app", "make_blueprint"},
     "zentitle_stripe.fastapi": {"make_router"},
     "zentitle_stripe.django": {
+        "built_provisioner",
         "get_provisioner",
         "make_urlpatterns",
         "set_provisioner",
         "stripe_webhook",
         "zentitle_webhook",
     },
+    "zentitle_stripe.django.apps": {"ZentitleStripeConfig"},
+    "zentitle_stripe.django.checks": {"TAG", "check_settings", "check_urls", "register"},
+    "zentitle_stripe.django.admin_views": {"events_view"},
     "zentitle_stripe.server": {
         "JsonLogFormatter",
         "configure_logging",
@@ -314,7 +319,8 @@ ADAPTERS = {
 
 
 def _needs_framework(module: str) -> None:
-    framework = ADAPTERS.get(module, (None, None))[0]
+    package = module if module in ADAPTERS else module.rpartition(".")[0]  # django.apps etc
+    framework = ADAPTERS.get(package, (None, None))[0]
     if framework is not None and importlib.util.find_spec(framework) is None:
         pytest.skip(f"{framework} is not installed (the {module} adapter needs it)")
 

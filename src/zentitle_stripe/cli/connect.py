@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import ops
 from ..exceptions import ConfigurationError
-from ._common import add_command, ops_stripe, print_json, services
+from ._common import add_command, print_json, stripe_only
 
 
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
@@ -34,9 +34,9 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _connect(args: argparse.Namespace) -> int:
-    with services() as built:
+    with stripe_only() as stripe:
         try:
-            result = ops.connect_webhook(ops_stripe(built), args.url, api_version=args.api_version)
+            result = ops.connect_webhook(stripe, args.url, api_version=args.api_version)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
     written = False

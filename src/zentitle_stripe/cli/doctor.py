@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from .. import ops
-from ._common import add_command, ops_stripe, print_json, progress, services_or_problem
+from ._common import add_command, environ, ops_stripe, print_json, progress, services_or_problem
 
 WEBHOOK_URL_ENV = "ZENTITLE_STRIPE_WEBHOOK_URL"
 
@@ -20,7 +19,8 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         help="check the whole set-up and say how to fix what is wrong",
         description="Check the Stripe key, webhook endpoint and signing secret, Zentitle2 "
         "credentials, that every licensed Stripe Price maps to a fitting Zentitle2 offering, "
-        "and storage. Exit 1 if any check fails.",
+        "and storage. Exit 2 if the configuration is bad (or names no existing storage), 1 if "
+        "any other check fails.",
     )
     doctor.add_argument(
         "--url", help=f"the public webhook URL to look for (default: ${WEBHOOK_URL_ENV})"
@@ -29,8 +29,9 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    url = args.url or os.environ.get(WEBHOOK_URL_ENV, "").strip() or None
-    raw_secret = os.environ.get("STRIPE_WEBHOOK_SECRET")
+    env = environ()
+    url = args.url or env.get(WEBHOOK_URL_ENV, "").strip() or None
+    raw_secret = env.get("STRIPE_WEBHOOK_SECRET")
     with services_or_problem() as (built, problem):
         settings = built.settings if built else None
         report = ops.run_doctor(
@@ -51,4 +52,6 @@ def _doctor(args: argparse.Namespace) -> int:
             if check.fix and check.status is not ops.CheckStatus.PASS:
                 line += f"\n      fix: {check.fix}"
             print(line)
+    if problem is not None:
+        return 2  # bad configuration, as for every other command
     return 1 if report.failed or (args.strict and report.warned) else 0

@@ -15,7 +15,7 @@ from ..ops.events import status_text
 from ..provisioner import Provisioner
 from ..storage import EventRecord, EventStatus, Storage, stuck_events
 from ._app import APP_HELP, loaded_app
-from ._common import add_command, print_json, progress, services, storage_only
+from ._common import add_command, print_json, print_table, progress, services, storage_only
 
 _SOURCES = ["stripe", "zentitle"]
 STUCK = "stuck"
@@ -92,19 +92,39 @@ def _events(args: argparse.Namespace) -> int:
         return 0
     if not records:
         print("no recorded events match")
-    for record in records:
-        print(
-            f"{iso(record.received_at)}  {record.source:<8} {record.event_id}  "
-            f"{record.type}  {status_text(record, now)} x{record.attempts}  "
-            f"{record.outcome or '-'}: {record.detail or ''}"
-        )
-        for attempt in record.history if args.history else ():
-            error = f" ({attempt.error})" if attempt.error else ""
-            print(
-                f"    #{attempt.attempt} {iso(attempt.finished_at)} {attempt.status} by "
-                f"{attempt.owner or '-'}: {attempt.outcome or '-'}: {attempt.detail or ''}{error}"
-            )
+        return 0
+    print_table(
+        EVENT_COLUMNS,
+        [_row(record, now) for record in records],
+        details=[_history(record) if args.history else [] for record in records],
+    )
     return 0
+
+
+EVENT_COLUMNS = ("RECEIVED", "SOURCE", "EVENT", "TYPE", "STATUS", "ATTEMPTS", "OUTCOME: DETAIL")
+
+
+def _row(record: EventRecord, now: float) -> list[str]:
+    return [
+        iso(record.received_at) or "-",
+        record.source,
+        record.event_id,
+        record.type,
+        status_text(record, now),
+        str(record.attempts),
+        f"{record.outcome or '-'}: {record.detail or ''}",
+    ]
+
+
+def _history(record: EventRecord) -> list[str]:
+    lines = []
+    for attempt in record.history:
+        error = f" ({attempt.error})" if attempt.error else ""
+        lines.append(
+            f"    #{attempt.attempt} {iso(attempt.finished_at)} {attempt.status} by "
+            f"{attempt.owner or '-'}: {attempt.outcome or '-'}: {attempt.detail or ''}{error}"
+        )
+    return lines
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    with storage_only() as storage:
+    with storage_only(existing=False) as storage:
         result = ops.migrate_storage(storage)
     if args.json:
         print_json(result.to_json())

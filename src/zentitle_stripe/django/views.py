@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
@@ -16,8 +14,10 @@ from .._body import UploadAborted, read_bounded
 from ..provisioner import Provisioner
 from ..responses import WebhookResponse
 from ..services import Services
+from ._settings import configured_environ
 
 __all__ = [
+    "built_provisioner",
     "get_provisioner",
     "make_urlpatterns",
     "set_provisioner",
@@ -57,11 +57,15 @@ def get_provisioner() -> Provisioner:
     global _provisioner, _built
     with _lock:
         if _provisioner is None:
-            configured: Any = getattr(settings, "ZENTITLE_STRIPE", None)
-            environ = None if configured is None else {k: str(v) for k, v in configured.items()}
-            _built = Services.from_env(environ=environ)
+            _built = Services.from_env(environ=configured_environ())
             _provisioner = _built.provisioner
         return _provisioner
+
+
+def built_provisioner() -> Provisioner | None:
+    """The provisioner if one was built or set already (the system checks look at its
+    handlers without building one)."""
+    return _provisioner
 
 
 def _render(response: WebhookResponse) -> HttpResponse:

@@ -160,7 +160,7 @@ def check_webhook_endpoint(stripe: StripeOpsAPI, url: str | None) -> Check:
             name,
             CheckStatus.FAIL,
             f"no webhook endpoint for {url}{hint}",
-            f"run: zentitle-stripe connect --url {url}",
+            _connect_fix(url),
         )
     endpoint = min(
         matches, key=lambda e: (len(missing_events(e.enabled_events)), e.status != "enabled")
@@ -176,7 +176,7 @@ def check_webhook_endpoint(stripe: StripeOpsAPI, url: str | None) -> Check:
             name,
             CheckStatus.FAIL,
             f"endpoint {endpoint.id} for {url} {' and '.join(problems)}",
-            f"run: zentitle-stripe connect --url {url} (adds the events and enables it)",
+            _connect_fix(url, " (adds the events and enables it)"),
         )
     extra = f"; {len(matches)} endpoints have this URL, so events arrive twice" * (len(matches) > 1)
     return Check(
@@ -255,6 +255,18 @@ def check_zentitle(zentitle: ZentitleAPI) -> Check:
     tenant = getattr(zentitle, "tenant_id", None)
     where = f" (tenant {tenant})" if tenant else ""
     return Check(name, CheckStatus.PASS, f"token obtained and the API answers{where}")
+
+
+def _connect_fix(url: str, effect: str = "") -> str:
+    """The `connect` to run, or, for a URL `connect` refuses (not https), what to do first."""
+    if url.startswith("https://"):
+        return f"run: zentitle-stripe connect --url {url}{effect}"
+    return (
+        "Stripe delivers webhooks only to https:// URLs, and connect refuses others: serve "
+        "the endpoint over https (for a local app, through a tunnel such as ngrok or "
+        "cloudflared, or `stripe listen --forward-to` for testing), then run: "
+        "zentitle-stripe connect --url https://.../stripe/webhook"
+    )
 
 
 def check_storage(storage: Storage) -> Check:

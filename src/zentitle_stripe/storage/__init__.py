@@ -24,6 +24,7 @@ from ._base import (
     check_state_write,
     decide_claim,
 )
+from ._existing import check_sqlite_exists
 from ._history import stuck_events
 from ._queue import QueueStats, QueueStorage
 from ._redact import redact_url
@@ -45,6 +46,7 @@ __all__ = [
     "Storage",
     "SubscriptionState",
     "check_state_write",
+    "check_storage_url",
     "decide_claim",
     "open_storage",
     "redact_url",
@@ -54,27 +56,52 @@ __all__ = [
 DEFAULT_STORAGE_URL = "sqlite:///zentitle_stripe.db"
 
 
-def open_storage(url: str, *, setting: str = "ZENTITLE_STRIPE_STORAGE") -> Storage:
+def open_storage(
+    url: str, *, setting: str = "ZENTITLE_STRIPE_STORAGE", existing: bool = False
+) -> Storage:
     """Open the backend a storage URL names; a bad URL raises
-    [`ConfigurationError`][zentitle_stripe.exceptions.ConfigurationError]."""
+    [`ConfigurationError`][zentitle_stripe.exceptions.ConfigurationError].
+
+    `existing=True` is for readers (`events`, `doctor`): they must find what the app
+    wrote, so nothing is created: a missing SQLite file, a file without the tables,
+    `memory://` (empty in every new process) or a PostgreSQL database without the schema
+    is a `ConfigurationError` naming the storage (redacted) and what to do, instead of an
+    empty storage that answers "no events".
+    """
+    scheme, rest = check_storage_url(url, setting=setting)
+    if scheme == "memory":
+        if existing:
+            raise ConfigurationError(
+                f"{setting} is memory://, which starts empty in every process, so there is "
+                "nothing to read here: point it at the storage your app writes "
+                "(sqlite:///path/to/file.db or postgresql://...)"
+            )
+        return MemoryStorage()
+    if scheme == "sqlite":
+        # sqlite:///relative.db -> "relative.db"; sqlite:////abs/path.db -> "/abs/path.db"
+        path = rest[1:] if rest.startswith("/") else rest
+        if existing:
+            check_sqlite_exists(path, setting)
+        return SQLiteStorage(path)
+    from .postgres import PostgresStorage
+
+    return PostgresStorage(f"{scheme}://{rest}", create_schema=not existing)
+
+
+def check_storage_url(url: str, *, setting: str = "ZENTITLE_STRIPE_STORAGE") -> tuple[str, str]:
+    """`(scheme, rest)` of a storage URL that a built-in backend can open, without opening
+    it (Django's system checks); a bad URL raises `ConfigurationError`."""
     scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()  # RFC 3986: schemes are case-insensitive (SQLITE:///x.db)
     if not sep:
         raise ConfigurationError(
             f"{setting} must be a URL such as sqlite:///zentitle_stripe.db, memory:// or "
             f"postgresql://user@host/db; got {redact_url(url)!r}"
         )
-    if scheme == "memory":
-        return MemoryStorage()
-    if scheme == "sqlite":
-        # sqlite:///relative.db -> "relative.db"; sqlite:////abs/path.db -> "/abs/path.db"
-        path = rest[1:] if rest.startswith("/") else rest
-        if not path:
-            raise ConfigurationError(f"{setting} names no SQLite file: use sqlite:///path.db")
-        return SQLiteStorage(path)
-    if scheme in ("postgresql", "postgres"):
-        from .postgres import PostgresStorage
-
-        return PostgresStorage(url)
-    raise ConfigurationError(
-        f"{setting} has an unknown scheme {scheme!r}: use sqlite://, memory:// or postgresql://"
-    )
+    if scheme == "sqlite" and not rest.removeprefix("/"):
+        raise ConfigurationError(f"{setting} names no SQLite file: use sqlite:///path.db")
+    if scheme not in ("memory", "sqlite", "postgresql", "postgres"):
+        raise ConfigurationError(
+            f"{setting} has an unknown scheme {scheme!r}: use sqlite://, memory:// or postgresql://"
+        )
+    return scheme, rest
