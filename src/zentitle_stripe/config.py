@@ -153,16 +153,23 @@ class Settings:
             "http_timeout": read.number("ZENTITLE_STRIPE_HTTP_TIMEOUT", 10.0, positive=True),
             "create_window": read.number("ZENTITLE_STRIPE_CREATE_WINDOW", 60.0, positive=True),
         }
-        try:
-            check_storage_url(fields["storage_url"])
-        except ConfigurationError as exc:
-            read.problem(str(exc))
-        try:
-            fields["processing"] = _processing(env)
-        except ConfigurationError as exc:
-            read.problem(str(exc))
+        _checked_storage_and_mode(read, env, fields)
         read.raise_problems()
         return cls(**fields)
+
+
+def _checked_storage_and_mode(
+    read: _Reader, env: Mapping[str, str], fields: dict[str, Any]
+) -> None:
+    """Add the storage URL's and processing mode's problems to `read`'s list."""
+    try:
+        check_storage_url(fields["storage_url"])
+    except ConfigurationError as exc:
+        read.problem(str(exc))
+    try:
+        fields["processing"] = _processing(env)
+    except ConfigurationError as exc:
+        read.problem(str(exc))
 
 
 def stripe_connection(environ: Mapping[str, str]) -> tuple[Secret, str | None, float]:

@@ -184,8 +184,7 @@ class Provisioner:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Provisioner:
-        """The provisioner of a new [`Services`][zentitle_stripe.services.Services] built
-        from `settings`; [`close`][zentitle_stripe.Provisioner.close] closes its parts."""
+        """The provisioner of a new [`Services`][zentitle_stripe.services.Services]."""
         from .services import Services
 
         return Services.from_settings(settings).provisioner
@@ -225,8 +224,7 @@ class Provisioner:
         return self._ledger.clock
 
     def close(self) -> None:
-        """Close what it runs on, once: its `Services` when it has one, else the storage
-        and clients it was given."""
+        """Close what it runs on, once: its `Services`, else the parts it was given."""
         if self._services is not None:
             self._services.close()
         else:
