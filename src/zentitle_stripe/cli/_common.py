@@ -68,6 +68,17 @@ def add_command(
     return parser
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number above zero, with a message naming what was given."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
 def progress(message: str) -> None:
     """The ops `Progress` sink: one line to stderr, at once."""
     print(message, file=sys.stderr, flush=True)

@@ -15,7 +15,15 @@ from ..ops.events import status_text
 from ..provisioner import Provisioner
 from ..storage import EventRecord, EventStatus, Storage, stuck_events
 from ._app import APP_HELP, loaded_app
-from ._common import add_command, print_json, print_table, progress, services, storage_only
+from ._common import (
+    add_command,
+    positive_int,
+    print_json,
+    print_table,
+    progress,
+    services,
+    storage_only,
+)
 
 _SOURCES = ["stripe", "zentitle"]
 STUCK = "stuck"
@@ -40,7 +48,7 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     statuses = [s.value for s in EventStatus] + [STUCK]
     events.add_argument("--status", choices=statuses, help="stuck: processing, lease expired")
     events.add_argument("--source", choices=_SOURCES)
-    events.add_argument("--limit", type=_positive, default=50, help="default: %(default)s")
+    events.add_argument("--limit", type=positive_int, default=50, help="default: %(default)s")
     events.add_argument(
         "--history", action="store_true", help="also print every earlier attempt of each event"
     )
@@ -61,19 +69,9 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     )
     replay.add_argument("--source", choices=_SOURCES, help="event source (default: stripe)")
     replay.add_argument(
-        "--limit", type=_positive, default=1000, help="with --failed: at most this many"
+        "--limit", type=positive_int, default=1000, help="with --failed: at most this many"
     )
     replay.add_argument("--app", metavar="MODULE:ATTRIBUTE", help=APP_HELP)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
 
 
 def _listed(storage: Storage, args: argparse.Namespace, now: float) -> list[EventRecord]:

@@ -8,7 +8,7 @@ import signal
 from typing import Any
 
 from ..worker import Worker
-from ._common import add_command, build_services
+from ._common import add_command, build_services, positive_int
 
 
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
@@ -23,21 +23,11 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         "SIGTERM or SIGINT stops after the current event.",
         json_output=False,
     )
-    worker.add_argument("--processes", type=_positive, default=1, help="default: %(default)s")
+    worker.add_argument("--processes", type=positive_int, default=1, help="default: %(default)s")
     worker.add_argument("--once", action="store_true", help="drain what is due, then exit")
     worker.add_argument(
-        "--batch", type=_positive, default=100, help="events per round (default: %(default)s)"
+        "--batch", type=positive_int, default=100, help="events per round (default: %(default)s)"
     )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
 
 
 def _worker(args: argparse.Namespace) -> int:

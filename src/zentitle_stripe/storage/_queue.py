@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from ._base import EVENT_COLUMNS, EventRecord, EventStatus, NewEvent
-from ._sql import INSERT_EVENT, SELECT_EVENT, TAKE_OVER_EVENT, Row, record_in
+from ._sql import INSERT_EVENT, SELECT_EVENT, TAKE_OVER_EVENT, Row, record_in, take_over_params
 
 __all__ = ["QueueStats", "QueueStorage"]
 
@@ -116,18 +116,7 @@ def claim_due(
     if record is None:
         return None
     claimed = taken(record, owner, lease_seconds, now)
-    run(
-        TAKE_OVER_EVENT,
-        (
-            claimed.status.value,
-            claimed.attempts,
-            claimed.updated_at,
-            claimed.claimed_by,
-            claimed.lease_expires,
-            claimed.source,
-            claimed.event_id,
-        ),
-    )
+    run(TAKE_OVER_EVENT, take_over_params(claimed))
     return claimed
 
 
