@@ -17,6 +17,7 @@ from .exceptions import (
     TransientError,
     ZentitleStripeError,
 )
+from .policy import LifecyclePolicy
 from .provisioner import EventProcessor, Provisioner
 from .responses import Outcome, OutcomeKind, WebhookResponse
 from .services import Services
@@ -24,6 +25,7 @@ from .services import Services
 __all__ = [
     "ConfigurationError",
     "EventProcessor",
+    "LifecyclePolicy",
     "Outcome",
     "OutcomeKind",
     "Provisioner",

@@ -25,8 +25,11 @@ __all__ = ["EventProcessor"]
 class EventProcessor(Protocol):
     """Acts on verified, claimed Stripe events (the provisioning flows implement it)."""
 
-    event_types: frozenset[str]
-    """The event types it acts on; every other type is acknowledged as `ignored`."""
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The event types it acts on; every other type is acknowledged as `ignored`
+        (a class attribute does as well as a property)."""
+        ...
 
     def process(self, event: StripeEvent, *, owner: str) -> Outcome:
         """Do the work for `event` and say what was done.

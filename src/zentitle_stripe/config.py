@@ -12,6 +12,7 @@ import hmac
 import math
 import os
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -19,6 +20,7 @@ import attrs
 from ._envfile import merged_environ
 from ._untrusted import finite_number
 from .exceptions import ConfigurationError
+from .policy import DEFAULT_POLICY, LifecyclePolicy
 from .signature import DEFAULT_TOLERANCE
 from .storage import DEFAULT_STORAGE_URL, check_storage_url, redact_url
 
@@ -98,6 +100,7 @@ class Settings:
     http_timeout: float = attrs.field(default=10.0, validator=_finite)
     create_window: float = attrs.field(default=60.0, validator=_finite)
     processing: Processing = "sync"
+    lifecycle: LifecyclePolicy = DEFAULT_POLICY
 
     @classmethod
     def from_env(
@@ -154,6 +157,7 @@ class Settings:
             "create_window": read.number("ZENTITLE_STRIPE_CREATE_WINDOW", 60.0, positive=True),
         }
         _checked_storage_and_mode(read, env, fields)
+        fields["lifecycle"] = _lifecycle(read, env)
         read.raise_problems()
         return cls(**fields)
 
@@ -234,6 +238,29 @@ def _processing(env: Mapping[str, str]) -> Processing:
             "or 'queue' (answer at once; `zentitle-stripe worker` does the work)"
         )
     return "queue" if mode == "queue" else "sync"
+
+
+_LIFECYCLE_CHOICES = {
+    "ZENTITLE_STRIPE_TRIAL": ("trial", ("grant", "wait")),
+    "ZENTITLE_STRIPE_ON_PAUSE": ("pause", ("disable", "ignore")),
+    "ZENTITLE_STRIPE_ON_REFUND": ("refund", ("disable", "ignore")),
+    "ZENTITLE_STRIPE_ON_DISPUTE": ("dispute", ("disable", "ignore")),
+}
+
+
+def _lifecycle(read: _Reader, env: Mapping[str, str]) -> LifecyclePolicy:
+    """The [`LifecyclePolicy`][zentitle_stripe.policy.LifecyclePolicy] from its variables."""
+    options: dict[str, Any] = {}
+    for name, (field, allowed) in _LIFECYCLE_CHOICES.items():
+        value = env.get(name, "").strip().lower()
+        if value and value not in allowed:
+            read.problem(f"{name} must be {' or '.join(map(repr, allowed))}, got {value!r}")
+        elif value:
+            options[field] = value
+    days = read.number("ZENTITLE_STRIPE_PAST_DUE_GRACE_DAYS", -1.0)
+    if days >= 0:
+        options["past_due_grace"] = timedelta(days=days)
+    return LifecyclePolicy(**options)
 
 
 class _Reader:

@@ -37,6 +37,7 @@ from .exceptions import (
     ProvisioningConfigError,
 )
 from .ledger import Ledger
+from .policy import DEFAULT_POLICY, LifecyclePolicy
 from .responses import WebhookResponse, classify
 from .signature import DEFAULT_TOLERANCE, verify_stripe_signature
 from .storage import EventRecord, Storage
@@ -126,14 +127,12 @@ class Provisioner:
         clock: Callable[[], float] = time.time,
         create_window: float = 60.0,
         processing: Processing = "sync",
+        policy: LifecyclePolicy = DEFAULT_POLICY,
     ) -> None:
-        """Wire the engine.
-
-        With `zentitle` and `stripe` clients and no `processor`, the standard
-        [`Provisioning`][zentitle_stripe.flows.Provisioning] flows are used; pass
-        `processor` to replace them. Without any, every event is recorded and
-        acknowledged as ignored. `processing="queue"`: see [`worker`][zentitle_stripe.worker].
-        """
+        """Wire the engine: with `zentitle` and `stripe` and no `processor`, the standard
+        [`Provisioning`][zentitle_stripe.flows.Provisioning] flows under `policy` (a
+        [`LifecyclePolicy`][zentitle_stripe.policy.LifecyclePolicy]); with none, every event
+        is acknowledged as ignored. `processing="queue"`: see [`worker`][zentitle_stripe.worker]."""
         self.processing: Processing = _checked_mode(processing)
         self._secrets = _secret_bytes(webhook_secrets)
         self._zentitle = zentitle
@@ -150,6 +149,7 @@ class Provisioner:
                 lease_seconds=lease_seconds,
                 clock=clock,
                 create_window=create_window,
+                policy=policy,
             )
         self.processor: EventProcessor = processor or _NoProcessor()
         if isinstance(zentitle_webhook_key, str):

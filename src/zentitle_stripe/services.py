@@ -70,6 +70,7 @@ class Services(ClosingContext):
             seat_policy=settings.seat_policy,
             create_window=settings.create_window,
             processing=settings.processing,
+            policy=settings.lifecycle,
         )
         self.provisioner._services = self  # its close() and .settings defer to us
         self._closer = Closer(zentitle, stripe, storage)

@@ -71,9 +71,11 @@ def test_the_required_events_are_what_provisioning_handles() -> None:
     assert set(catalogue.REQUIRED_EVENTS) == {"invoice.paid", "customer.subscription.deleted"}
     # customer.subscription.updated is handled but optional: every renewal reconciles
     # the items too, so an endpoint without it heals at the next invoice.
-    assert flows.Provisioning.event_types == frozenset(
+    provisioning = flows.Provisioning(zentitle=None, stripe=None, storage=None)  # type: ignore[arg-type]
+    assert provisioning.event_types == frozenset(
         (*catalogue.REQUIRED_EVENTS, "customer.subscription.updated")
     )
+    assert provisioning.event_types <= set(provisioning.policy.events())
     assert ops.REQUIRED_EVENTS == catalogue.REQUIRED_EVENTS
 
 

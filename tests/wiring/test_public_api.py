@@ -20,6 +20,7 @@ PUBLIC_API: dict[str, set[str]] = {
     "zentitle_stripe": {
         "ConfigurationError",
         "EventProcessor",
+        "LifecyclePolicy",
         "Outcome",
         "OutcomeKind",
         "Provisioner",
@@ -69,6 +70,14 @@ PUBLIC_API: dict[str, set[str]] = {
         "is_transient",
         "retry_after_for",
         "status_for",
+    },
+    "zentitle_stripe.policy": {
+        "CORE_EVENTS",
+        "DEFAULT_POLICY",
+        "ChargeAction",
+        "LifecyclePolicy",
+        "PauseAction",
+        "TrialPolicy",
     },
     "zentitle_stripe.provisioner": {"EventProcessor", "Provisioner", "ZentitleHandler"},
     "zentitle_stripe.services": {"Services"},

@@ -58,6 +58,8 @@ __all__ = [
 UPDATED_EVENT = "customer.subscription.updated"
 """Items and quantity changes; a missed one heals at the next renewal."""
 _PAYING = frozenset({"active", "trialing", "past_due"})
+_HANDLED = frozenset((*REQUIRED_EVENTS, UPDATED_EVENT))
+"""The event types these flows implement; the policy chooses among them."""
 
 
 class Provisioning(FlowContext):
@@ -72,7 +74,10 @@ class Provisioning(FlowContext):
     client set on it is the one every flow uses.
     """
 
-    event_types = frozenset((*REQUIRED_EVENTS, UPDATED_EVENT))
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The event types the lifecycle policy acts on."""
+        return _HANDLED & frozenset(self.policy.events())
 
     def clear_caches(self) -> None:
         """Forget cached Prices and offerings, so a replay after a set-up fix sees the fix."""

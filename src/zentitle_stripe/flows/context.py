@@ -22,6 +22,7 @@ from .._untrusted import finite_number
 from ..config import SeatPolicy
 from ..exceptions import TransientError
 from ..fencing import Fence, current_fence
+from ..policy import DEFAULT_POLICY, LifecyclePolicy
 from ..storage import Storage, SubscriptionState
 from .locks import storage_lock
 from .markers import DEFAULT_CREATE_WINDOW
@@ -55,7 +56,9 @@ class FlowContext:
     offering's seats; `lease_seconds` and `lock_wait` size the locks. `clock` (the locks'
     leases, the renewal's expiry prediction) and `sleep` can be replaced in tests.
     `create_window` is how long a create that may still land is waited for before it is
-    tried again (see [`markers`][zentitle_stripe.flows.markers]).
+    tried again (see [`markers`][zentitle_stripe.flows.markers]). `policy` is the
+    [`LifecyclePolicy`][zentitle_stripe.policy.LifecyclePolicy] (trials, payment trouble,
+    pause, refunds and disputes).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class FlowContext:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         create_window: float = DEFAULT_CREATE_WINDOW,
+        policy: LifecyclePolicy = DEFAULT_POLICY,
     ) -> None:
         self.zentitle = zentitle
         self.stripe = stripe
@@ -82,6 +86,7 @@ class FlowContext:
         self.clock = clock
         self.sleep = sleep
         self.create_window = finite_number(create_window, "create_window", positive=True)
+        self.policy = policy
 
     def lock(self, name: str, owner: str) -> AbstractContextManager[None]:
         """Hold the storage lock `name`; see
