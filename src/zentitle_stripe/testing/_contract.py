@@ -16,6 +16,12 @@ operation the project uses, taken from the NSwag client Nalpeiron generated from
 
 Types the contract names but does not define (e.g. `ConcurrencyMode`) accept any
 non-null value: the check never invents a rule the contract does not state.
+
+A few operations the project needs are not in the 2025-10-10 contract at all (the group
+`extend`, known only from the reference). They live apart, in
+`contracts/zentitle2-extras.json`, each marked `extra`
+([`extra_operations`][zentitle_stripe.testing.Contract.extra_operations]), every status
+the reference leaves open accepted (`also`): the shipped contract stays Nalpeiron's.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ import attrs
 
 from zentitle_stripe.zentitle.models import parse_datetime
 
+from ._contract_rules import int_rule as _int_rule
+from ._contract_rules import string_rule as _string_rule
+
 __all__ = [
     "Contract",
     "ContractViolation",
@@ -43,6 +52,7 @@ __all__ = [
 ]
 
 _CONTRACT_FILE = "zentitle2-2025-10-10.json"
+_EXTRAS_FILE = "zentitle2-extras.json"
 _QUERY_ALWAYS_ALLOWED = frozenset({"n-api-version"})  # the version may come as a query
 
 
@@ -113,14 +123,32 @@ class Operation:
     error_statuses: frozenset[int]
     pattern: re.Pattern[str] = attrs.field(eq=False, repr=False)
     literal_segments: int = 0
+    extra: bool = False
+    """Not in the pinned contract: known from the reference only (`zentitle2-extras.json`)."""
+    also: tuple[tuple[int, str | None], ...] = ()
+    """Other success answers `(status, schema)` accepted where the reference leaves the
+    status open (an extra operation's)."""
+
+    @property
+    def successes(self) -> dict[int, str | None]:
+        """Every success status this operation may answer, with its body's model."""
+        return {self.status: self.schema, **dict(self.also)}
 
 
 class Contract:
     """A loaded contract: operations and models (`load()` gives the shipped one)."""
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.dtos: Mapping[str, Mapping[str, Any]] = data["dtos"]
-        self.operations = tuple(_operation(o) for o in data["operations"])
+    def __init__(self, data: Mapping[str, Any], extras: Mapping[str, Any] | None = None) -> None:
+        clash = set(data["dtos"]) & set(extras["dtos"]) if extras else set()
+        if clash:
+            raise ValueError(f"extra models redefine contract models: {sorted(clash)}")
+        self.dtos: Mapping[str, Mapping[str, Any]] = {
+            **data["dtos"],
+            **(extras["dtos"] if extras else {}),
+        }
+        self.operations = tuple(_operation(o) for o in data["operations"]) + tuple(
+            _operation(o, extra=True) for o in (extras["operations"] if extras else ())
+        )
         self._webhooks = {
             code: name
             for name, dto in self.dtos.items()
@@ -129,9 +157,15 @@ class Contract:
         }
 
     @staticmethod
-    def load() -> Contract:
-        """The 2025-10-10 contract shipped in this package (parsed once per process)."""
-        return _shipped()
+    def load(*, extras: bool = True) -> Contract:
+        """The 2025-10-10 contract shipped in this package (parsed once per process), with
+        the extra operations (see the module docstring) unless `extras=False`."""
+        return _shipped(extras)
+
+    @property
+    def extra_operations(self) -> tuple[Operation, ...]:
+        """The operations that are not in the pinned contract."""
+        return tuple(o for o in self.operations if o.extra)
 
     # -- requests -----------------------------------------------------------------------
 
@@ -175,16 +209,19 @@ class Contract:
         """Check the emulator's own answer to an operation."""
         where = f"{op.method} {op.path} ({op.operation_id}) response {status}"
         problems: list[str] = []
-        if status == op.status:
-            if op.schema is None:
+        successes = op.successes
+        if status in successes:
+            schema = successes[status]
+            if schema is None:
                 if content:
                     problems.append(f"a {status} answer has no body")
             else:
-                problems += self._json_model(op.schema, content)
+                problems += self._json_model(schema, content)
         elif status in op.error_statuses and content:
             problems += self._json_model("ApiError", content)
         elif status < 400:
-            problems.append(f"the operation answers {op.status}, not {status}")
+            allowed = " or ".join(str(s) for s in successes)
+            problems.append(f"the operation answers {allowed}, not {status}")
         self._raise(where, problems)
 
     def check_webhook(self, body: bytes) -> None:
@@ -325,32 +362,12 @@ class _NotJson:
     """Marks a body that did not parse."""
 
 
-def _string_rule(rule: str, value: str, where: str) -> list[str]:
-    bounds = re.fullmatch(r"(\d+)\.\.(\d+)", rule)
-    if bounds and not int(bounds.group(1)) <= len(value) <= int(bounds.group(2)):
-        return [f"{where} must have {rule} characters, has {len(value)}"]
-    most = re.fullmatch(r"<=(\d+)", rule)
-    if most and len(value) > int(most.group(1)):
-        return [f"{where} must have at most {most.group(1)} characters, has {len(value)}"]
-    if rule.startswith("^") and not re.fullmatch(rule, value):
-        return [f"{where} must match {rule}"]
-    return []
-
-
-def _int_rule(rule: str, value: int, where: str) -> list[str]:
-    bounds = re.fullmatch(r"(-?\d+)\.\.(\S+)", rule)
-    if not bounds:
-        return []
-    high = 2**31 - 1 if bounds.group(2) == "2^31-1" else int(bounds.group(2))
-    if not int(bounds.group(1)) <= value <= high:
-        return [f"{where} must be in {rule}, got {value}"]
-    return []
-
-
 @functools.cache
-def _shipped() -> Contract:
-    text = resources.files(__package__).joinpath("contracts").joinpath(_CONTRACT_FILE).read_text()
-    return Contract(json.loads(text))
+def _shipped(extras: bool) -> Contract:
+    folder = resources.files(__package__).joinpath("contracts")
+    data = json.loads(folder.joinpath(_CONTRACT_FILE).read_text())
+    more = json.loads(folder.joinpath(_EXTRAS_FILE).read_text()) if extras else None
+    return Contract(data, more)
 
 
 def _event_codes(event: str) -> list[str]:
@@ -360,7 +377,7 @@ def _event_codes(event: str) -> list[str]:
     return [first, *(f"{prefix}.{r}" for r in rest)]
 
 
-def _operation(data: Mapping[str, Any]) -> Operation:
+def _operation(data: Mapping[str, Any], *, extra: bool = False) -> Operation:
     path: str = data["path"]
     regex = re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(path))
     errors = frozenset(
@@ -377,4 +394,6 @@ def _operation(data: Mapping[str, Any]) -> Operation:
         error_statuses=errors,
         pattern=re.compile(f"^{regex}$"),
         literal_segments=sum(1 for s in path.split("/") if s and not s.startswith("{")),
+        extra=extra or bool(data.get("extra")),
+        also=tuple((int(a["status"]), a.get("schema")) for a in data["success"].get("also", ())),
     )

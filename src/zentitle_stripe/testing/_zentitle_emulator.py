@@ -9,8 +9,9 @@ fails loudly. Its answers use the contract's shapes exactly (group entitlements 
 8-key short model without expiry or seats; the offering list has no `productId`; a
 created contact has no `customerId`). Where the real service is unknown it picks the
 harsher reading (the create response does not expand `entitlements`; an unknown SKU is
-a 422; a gateway may answer 5xx after the work was done), so code that passes here does
-not rely on luck. Use it through
+a 422; a gateway may answer 5xx after the work was done; the group `extend`, which is
+not in the pinned contract and whose status is unknown, answers 204 with no body unless
+`extend_answer` says 200 or 201), so code that passes here does not rely on luck. Use it through
 [`transport`][zentitle_stripe.testing.FakeService.transport] (in-process, supports every
 fault), [`asgi_app`][zentitle_stripe.testing.FakeService.asgi_app], or
 [`serve`][zentitle_stripe.testing.FakeService.serve] (loopback). The route handlers live
@@ -33,6 +34,7 @@ from ._fake import FAULT_KINDS, RecordedRequest
 from ._zentitle_resources import (
     SECONDS,
     SUPPORTED_API_VERSIONS,
+    ExtendAnswer,
     OutgoingWebhook,
     _AccountRoutes,
     _CustomerRoutes,
@@ -50,6 +52,8 @@ class ZentitleEmulator(_CustomerRoutes, _OfferingRoutes, _GroupRoutes, _AccountR
 
     Its clock (`now`) stands still unless set or `advance`-d, so expiry and renewal
     maths are exact in tests. Thread-safe: one lock serialises all requests.
+    `extend_answer` is how the group `extend` (not in the pinned contract) answers: 204
+    with no body by default, or 200 / 201 with the group (settable later too).
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class ZentitleEmulator(_CustomerRoutes, _OfferingRoutes, _GroupRoutes, _AccountR
         token_lifetime: int = 300,
         *,
         check_contract: bool = True,
+        extend_answer: ExtendAnswer = 204,
     ) -> None:
         if api_version not in SUPPORTED_API_VERSIONS:
             raise ValueError(f"the emulator implements only {sorted(SUPPORTED_API_VERSIONS)}")
@@ -72,6 +77,9 @@ class ZentitleEmulator(_CustomerRoutes, _OfferingRoutes, _GroupRoutes, _AccountR
             token_lifetime,
             check_contract=check_contract,
         )
+        if extend_answer not in (204, 200, 201):
+            raise ValueError("extend_answer must be 204 (no body), 200 or 201 (the group)")
+        self.extend_answer = extend_answer
         self._routes = [
             (m, re.compile(f"^/api/v1/{p}$"), h)
             for m, p, h in (
@@ -85,6 +93,7 @@ class ZentitleEmulator(_CustomerRoutes, _OfferingRoutes, _GroupRoutes, _AccountR
                 ("POST", "entitlements/groups", self._create_group),
                 ("GET", "entitlements/groups", self._list_groups),
                 ("GET", "entitlements/groups/([^/]+)", self._get_group),
+                ("POST", "entitlements/groups/([^/]+)/extend", self._extend_group),
                 ("GET", "entitlements/([^/]+)", self._get_entitlement),
                 ("PATCH", "entitlements/([^/]+)", self._update_entitlement),
                 ("PATCH", "entitlements/([^/]+)/(renew|disable|enable)", self._entitlement_action),

@@ -16,7 +16,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl
 
 import attrs
@@ -47,6 +47,8 @@ _Json = dict[str, Any]
 _Query = Mapping[str, str]
 _Result = tuple[int, Any]
 Handler = Callable[..., _Result]
+ExtendAnswer = Literal[204, 200, 201]
+"""The answers of the group `extend`, whose status the reference leaves unknown."""
 
 
 def _signing_key() -> rsa.RSAPrivateKey:
@@ -199,6 +201,9 @@ class _Tenant(FakeService[str]):
         self._entitlements: dict[str, _Json] = {}
         self._webhooks: dict[str, _Json] = {}
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.extend_answer: ExtendAnswer = 204
+        """How the extra `extend` operation answers: 204 and no body (the harsher reading
+        of an unknown status, the default), or 200 / 201 with the group."""
 
     @property
     def now(self) -> datetime:
@@ -687,9 +692,8 @@ class _GroupRoutes(_EntitlementRoutes):
             result["customer"] = _compact({k: customer[k] for k in keys})
         return result
 
-    def _group_request(self, data: Mapping[str, Any]) -> tuple[list[_Json], Any, Any, str]:
-        """Validate a create: `(offerings, customerId, orderRefId, activation code)`."""
-        skus = data.get("skus")
+    def _offerings_for(self, skus: Any) -> list[_Json]:
+        """The offerings of a request's `skus`, in order; an unknown SKU is a 422."""
         if not isinstance(skus, list) or not skus or not all(isinstance(s, str) for s in skus):
             raise _invalid("skus", "Skus must contain at least one SKU")
         by_sku = {o["sku"]: o for o in self._offerings.values()}
@@ -700,6 +704,11 @@ class _GroupRoutes(_EntitlementRoutes):
         ]
         if unknown:
             raise _ApiError(422, "Validation failed", code="ValidationError", validation=unknown)
+        return [by_sku[s] for s in skus]
+
+    def _group_request(self, data: Mapping[str, Any]) -> tuple[list[_Json], Any, Any, str]:
+        """Validate a create: `(offerings, customerId, orderRefId, activation code)`."""
+        offerings = self._offerings_for(data.get("skus"))
         customer_id = data.get("customerId")
         if customer_id is not None and customer_id not in self._customers:
             raise _invalid("customerId", f"Customer {customer_id!r} was not found")
@@ -717,7 +726,7 @@ class _GroupRoutes(_EntitlementRoutes):
             )
         if any(code in g["activationCodes"] for g in self._groups.values()):
             raise _conflict(f"activation code {code!r} is in use")
-        return [by_sku[s] for s in skus], customer_id, order_ref_id, code
+        return offerings, customer_id, order_ref_id, code
 
     def _create_group(self, *, query: _Query, body: Any) -> _Result:
         offerings, customer_id, order_ref_id, code = self._group_request(_object(body))
@@ -741,7 +750,11 @@ class _GroupRoutes(_EntitlementRoutes):
                 "customerId": customer_id,
             },
         )
-        for entitlement_id in group["entitlementIds"]:
+        self._emit_created(group_id, group["entitlementIds"])
+        return 201, self._group_json(group, ())
+
+    def _emit_created(self, group_id: str, entitlement_ids: Iterable[str]) -> None:
+        for entitlement_id in entitlement_ids:
             self._emit(
                 "entitlement.created",
                 entitlement_id,
@@ -752,7 +765,28 @@ class _GroupRoutes(_EntitlementRoutes):
                     "createdDate": self.now,
                 },
             )
-        return 201, self._group_json(group, ())
+
+    def _extend_group(self, group_id: str, *, query: _Query, body: Any) -> _Result:
+        """`POST .../groups/{id}/extend` (an extra operation, reference §5.4 only).
+
+        One new entitlement per SKU, made as a create makes them (the offering's seats,
+        the plan's term from now), every time: nothing stops a repeat from adding the
+        same SKU again. The answer is `extend_answer`: 204 with no body (the harsher
+        reading, default) or 200/201 with the group, its entitlements not expanded.
+        """
+        group = _found(self._groups, "Entitlement group", group_id)
+        offerings = self._offerings_for(_object(body).get("skus"))
+        added = [self._new_entitlement(o, group_id)["id"] for o in offerings]
+        group["entitlementIds"].extend(added)
+        self._emit_created(group_id, added)
+        self._emit(
+            "entitlement.group.updated",
+            group_id,
+            {"entitlementGroupId": group_id, "updatedDate": self.now},
+        )
+        if self.extend_answer == 204:
+            return 204, None
+        return self.extend_answer, self._group_json(group, ())
 
     def _get_group(self, group_id: str, *, query: _Query, body: Any) -> _Result:
         group = _found(self._groups, "Entitlement group", group_id)

@@ -100,6 +100,22 @@ class ZentitleAPI(Protocol):
         """
         ...
 
+    def extend_entitlement_group(
+        self, group_id: str, skus: Sequence[str]
+    ) -> EntitlementGroup | None:
+        """Add one entitlement per SKU to an existing group
+        (`POST /api/v1/entitlements/groups/{id}/extend` `{skus}`).
+
+        Not in the pinned 2025-10-10 contract: the reference (§5.4) documents the call and
+        says it returns the group, with an unknown status. Both readings are accepted: a
+        200/201 with the group gives it, a 204 (or an empty 2xx) gives `None`. Never rely
+        on the answer's entitlements (at most the short model, with no seats or expiry):
+        read the group, then each new entitlement. Not idempotent (each call adds again):
+        after any error read the group and count its entitlements of each SKU before
+        extending again.
+        """
+        ...
+
     def get_entitlement_group(self, group_id: str) -> EntitlementGroup:
         """One group with its entitlements (`GET /api/v1/entitlements/groups/{id}`)."""
         ...

@@ -192,6 +192,22 @@ class ZentitleClient:
         response = self._api.request("POST", path, json=body, idempotent=False)
         return self._api.parse("POST", path, response, EntitlementGroup.from_json)
 
+    def extend_entitlement_group(
+        self, group_id: str, skus: Sequence[str]
+    ) -> EntitlementGroup | None:
+        """Not in the pinned contract (reference §5.4 only): the answer's status is unknown,
+        so a 204 and an empty 2xx give `None`, a body is parsed as the group (a body that
+        is not one is an unexpected answer that may have landed)."""
+        if isinstance(skus, str):
+            raise TypeError("skus must be a sequence of SKUs, not one string")
+        if not skus:
+            raise ValueError("extend_entitlement_group needs at least one SKU")
+        path = _path("entitlements", "groups", group_id, "extend")
+        response = self._api.request("POST", path, json={"skus": list(skus)}, idempotent=False)
+        if response.status_code == 204 or not response.content.strip():
+            return None
+        return self._api.parse("POST", path, response, EntitlementGroup.from_json)
+
     def get_entitlement_group(self, group_id: str) -> EntitlementGroup:
         path = _path("entitlements", "groups", group_id)
         return self._api.get(path, EntitlementGroup.from_json, expand="entitlements")
