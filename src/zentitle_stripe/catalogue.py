@@ -15,6 +15,7 @@ __all__ = [
     "CODES_METADATA_KEY",
     "CUSTOMER_METADATA_KEY",
     "LIVE_ENTITLEMENT_STATUSES",
+    "MISSING_EVENT_CONSEQUENCES",
     "REQUIRED_EVENTS",
     "SKU_METADATA_KEY",
     "SWITCHED_OFF_ENTITLEMENT_STATUSES",
@@ -33,7 +34,24 @@ CUSTOMER_METADATA_KEY = "zentitle_customer_id"
 """Stripe Customer metadata linking it to a Zentitle2 customer."""
 
 REQUIRED_EVENTS: tuple[str, ...] = ("invoice.paid", "customer.subscription.deleted")
-"""The event types the provisioner acts on; the webhook endpoint must send both."""
+"""The event types every configuration acts on; the webhook endpoint must send both.
+The full list depends on the lifecycle policy:
+[`LifecyclePolicy.events`][zentitle_stripe.policy.LifecyclePolicy.events]."""
+
+MISSING_EVENT_CONSEQUENCES: Mapping[str, str] = {
+    "invoice.paid": "no payment creates or renews a licence",
+    "customer.subscription.updated": (
+        "seat and product changes wait for the next renewal, and a trial that ends unpaid "
+        "or a subscription that turns unpaid keeps its licence"
+    ),
+    "customer.subscription.deleted": "a cancelled subscription keeps its licence",
+    "customer.subscription.paused": "a paused subscription keeps its licence",
+    "customer.subscription.resumed": "a resumed subscription stays disabled",
+    "charge.refunded": "a fully refunded subscription payment keeps its licence",
+    "charge.dispute.created": "a disputed subscription payment keeps its licence",
+}
+"""What goes wrong when the endpoint does not send an event the policy needs: `doctor`
+names it next to the missing event."""
 
 SWITCHED_OFF_ENTITLEMENT_STATUSES = frozenset({"disabled", "customerDisabled", "exported"})
 """Entitlement statuses the flows leave alone: renewing or disabling them again does

@@ -248,6 +248,15 @@ _LIFECYCLE_CHOICES = {
 }
 
 
+def lifecycle_from_env(environ: Mapping[str, str]) -> LifecyclePolicy:
+    """Only the lifecycle policy, validated as `from_env` does: `connect` subscribes the
+    endpoint to its events before any other setting exists."""
+    read = _Reader(environ)
+    policy = _lifecycle(read, environ)
+    read.raise_problems()
+    return policy
+
+
 def _lifecycle(read: _Reader, env: Mapping[str, str]) -> LifecyclePolicy:
     """The [`LifecyclePolicy`][zentitle_stripe.policy.LifecyclePolicy] from its variables."""
     options: dict[str, Any] = {}

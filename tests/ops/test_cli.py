@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.cli import Env, served_env
 from zentitle_stripe.cli import main
+from zentitle_stripe.policy import DEFAULT_POLICY
 from zentitle_stripe.storage.sqlite import SCHEMA_VERSION
 
 URL = "https://licences.example.com/stripe/webhook"
@@ -129,7 +130,7 @@ def test_connect_writes_the_secret_to_a_private_file(env: Env, tmp_path: Path) -
     assert code == 0
     assert data["secret"] is None
     assert data["written_to"] == str(target)
-    assert data["enabled_events"] == ["invoice.paid", "customer.subscription.deleted"]
+    assert data["enabled_events"] == list(DEFAULT_POLICY.events())
     assert data["api_version"] == "2026-10-28.endive"
     assert target.read_text().startswith("STRIPE_WEBHOOK_SECRET=whsec_")
     assert stat.S_IMODE(target.stat().st_mode) == 0o600

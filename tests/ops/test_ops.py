@@ -13,6 +13,7 @@ import pytest
 from zentitle_stripe import ops
 from zentitle_stripe.exceptions import StorageError
 from zentitle_stripe.ops import CheckStatus
+from zentitle_stripe.policy import DEFAULT_POLICY
 from zentitle_stripe.storage import EventStatus, MemoryStorage
 from zentitle_stripe.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 from zentitle_stripe.stripe_api import StripeGateway
@@ -207,7 +208,11 @@ def test_doctor_fails_an_endpoint_missing_events_or_disabled(world: EmulatedWorl
     check = ops.check_webhook_endpoint(world.stripe, URL)
 
     assert check.status is CheckStatus.FAIL
-    assert "does not send customer.subscription.deleted and is disabled" in check.detail
+    assert "does not send customer.subscription.updated (" in check.detail
+    assert (
+        "customer.subscription.deleted (a cancelled subscription keeps its licence)" in check.detail
+    )
+    assert check.detail.endswith("and is disabled")
 
 
 def test_doctor_accepts_a_wildcard_endpoint(world: EmulatedWorld) -> None:
@@ -217,7 +222,7 @@ def test_doctor_accepts_a_wildcard_endpoint(world: EmulatedWorld) -> None:
 
 def test_doctor_warns_about_duplicate_endpoints(world: EmulatedWorld) -> None:
     for _ in range(2):
-        world.stripe.create_webhook_endpoint(URL, list(ops.REQUIRED_EVENTS))
+        world.stripe.create_webhook_endpoint(URL, list(DEFAULT_POLICY.events()))
     check = ops.check_webhook_endpoint(world.stripe, URL)
     assert check.status is CheckStatus.WARN
     assert "events arrive twice" in check.detail
@@ -331,7 +336,7 @@ def test_connect_creates_then_reuses_the_endpoint(world: EmulatedWorld) -> None:
     assert created.action == "created"
     assert created.secret is not None
     assert created.secret.startswith("whsec_")
-    assert created.endpoint.enabled_events == ops.REQUIRED_EVENTS
+    assert created.endpoint.enabled_events == DEFAULT_POLICY.events()
     assert created.endpoint.api_version == ops.DEFAULT_WEBHOOK_API_VERSION
     assert created.secret not in repr(created)
 
@@ -353,14 +358,11 @@ def test_connect_adds_missing_events_and_enables(world: EmulatedWorld) -> None:
     result = ops.connect_webhook(world.stripe, URL)
 
     assert result.action == "updated"
-    assert result.endpoint.enabled_events == (
-        "invoice.paid",
-        "charge.refunded",
-        "customer.subscription.deleted",
-    )
+    assert result.endpoint.enabled_events == DEFAULT_POLICY.events()
     assert result.endpoint.status == "enabled"
     notes = " ".join(result.notes)
-    assert "added customer.subscription.deleted" in notes
+    assert "added customer.subscription.updated, customer.subscription.deleted" in notes
+    assert "removed charge.refunded" in notes  # the default policy only logs refunds
     assert "enabled the endpoint" in notes
     assert "pins API version 2024-06-20" in notes
 

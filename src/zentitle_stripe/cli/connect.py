@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 from .. import ops
+from ..config import lifecycle_from_env
 from ..exceptions import ConfigurationError
-from ._common import add_command, print_json, stripe_only
+from ._common import add_command, environ, print_json, stripe_only
 
 
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
@@ -16,9 +17,10 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         "connect",
         _connect,
         help="create or update the Stripe webhook endpoint",
-        description="Create the Stripe webhook endpoint for URL (invoice.paid and "
-        "customer.subscription.deleted, pinned API version), or reuse an existing one, adding "
-        "missing events. The signing secret is shown once, only when the endpoint is created.",
+        description="Create the Stripe webhook endpoint for URL, subscribed to exactly the "
+        "events the lifecycle policy acts on (ZENTITLE_STRIPE_ON_PAUSE, _ON_REFUND, "
+        "_ON_DISPUTE; pinned API version), or bring an existing one to those events. The "
+        "signing secret is shown once, only when the endpoint is created.",
     )
     connect.add_argument("--url", required=True, help="https://.../stripe/webhook")
     connect.add_argument(
@@ -34,9 +36,12 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _connect(args: argparse.Namespace) -> int:
+    events = lifecycle_from_env(environ()).events()
     with stripe_only() as stripe:
         try:
-            result = ops.connect_webhook(stripe, args.url, api_version=args.api_version)
+            result = ops.connect_webhook(
+                stripe, args.url, api_version=args.api_version, events=events
+            )
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
     written = False

@@ -43,6 +43,7 @@ def _doctor(args: argparse.Namespace) -> int:
             lookup_key_fallback=bool(settings and settings.lookup_key_fallback),
             configuration_error=problem,
             progress=progress,
+            policy=settings.lifecycle if settings else None,
         )
     if args.json:
         print_json(report.to_json())

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..catalogue import REQUIRED_EVENTS, missing_events
+from ..policy import DEFAULT_POLICY
 
 if TYPE_CHECKING:
     from ..stripe_api import StripeOpsAPI, WebhookEndpoint
@@ -59,13 +59,17 @@ def connect_webhook(
     url: str,
     *,
     api_version: str = DEFAULT_WEBHOOK_API_VERSION,
-    events: Sequence[str] = REQUIRED_EVENTS,
+    events: Sequence[str] = DEFAULT_POLICY.events(),
 ) -> ConnectResult:
     """Create the webhook endpoint for `url`, or bring an existing one up to date.
 
-    Idempotent: an endpoint with this exact URL is reused; missing events are added (others
-    kept) and a disabled one is enabled. Stripe cannot change an endpoint's API version, so
-    a different one is only reported.
+    `events` is what the lifecycle policy acts on
+    ([`LifecyclePolicy.events`][zentitle_stripe.policy.LifecyclePolicy.events]); the
+    endpoint is subscribed to exactly those. Idempotent: an endpoint with this exact URL
+    is reused; its events are set to `events` (the URL is this library's, which answers
+    any other type `ignored`, so an extra one only costs deliveries) and a disabled one
+    is enabled. Stripe cannot change an endpoint's API version, so a different one is
+    only reported.
     """
     if not url.startswith("https://"):
         raise ValueError(f"the webhook URL must be https:// (Stripe requires it), got {url!r}")
@@ -81,16 +85,23 @@ def connect_webhook(
         )
     endpoint = matches[0]
     enabled = list(endpoint.enabled_events)
-    missing = missing_events(enabled, events)
+    missing = [event for event in events if event not in enabled]
+    extra = [event for event in enabled if event not in events]
+    changed = bool(missing or extra)
     disabled = endpoint.status != "enabled"
-    if missing or disabled:
+    if changed or disabled:
         endpoint = stripe.update_webhook_endpoint(
             endpoint.id,
-            enabled_events=[*enabled, *missing] if missing else None,
+            enabled_events=list(events) if changed else None,
             disabled=False if disabled else None,
         )
         if missing:
             notes.append(f"added {', '.join(missing)} to the endpoint's events")
+        if extra:
+            notes.append(
+                f"removed {', '.join(extra)} from the endpoint's events: the lifecycle "
+                "policy does not act on them"
+            )
         if disabled:
             notes.append("enabled the endpoint, which was disabled")
     if endpoint.api_version != api_version:
@@ -99,7 +110,7 @@ def connect_webhook(
             f"{api_version}; Stripe cannot change that, so create a new endpoint if it matters"
         )
     notes.append(ROLL_HINT)
-    return ConnectResult("updated" if missing or disabled else "reused", endpoint, tuple(notes))
+    return ConnectResult("updated" if changed or disabled else "reused", endpoint, tuple(notes))
 
 
 def write_env_secret(path: str | os.PathLike[str], secret: str) -> None:

@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..catalogue import REQUIRED_EVENTS, missing_events
+from ..catalogue import MISSING_EVENT_CONSEQUENCES, missing_events
 from ..exceptions import StripeAPIError, ZentitleAPIError, ZentitleStripeError
+from ..policy import DEFAULT_POLICY, LifecyclePolicy
 from ._common import Check, CheckStatus, Progress, quiet
 from .prices import check_catalogue
 from .worker import check_queue
 
 if TYPE_CHECKING:
     from ..storage import Storage
-    from ..stripe_api import StripeOpsAPI
+    from ..stripe_api import StripeOpsAPI, WebhookEndpoint
     from ..zentitle import ZentitleAPI
 
 
@@ -52,22 +53,18 @@ def run_doctor(
     lookup_key_fallback: bool = False,
     configuration_error: str | None = None,
     progress: Progress = quiet,
+    policy: LifecyclePolicy | None = None,
 ) -> DoctorReport:
-    """Run every check whose collaborators are available, cheapest first.
+    """Run every check whose collaborators are available, cheapest first; the endpoint
+    must send the lifecycle `policy`'s events (default: the default policy's).
 
     `raw_webhook_secret` is the unprocessed `STRIPE_WEBHOOK_SECRET` value, because the
     settings loader trims it and would hide the whitespace this looks for.
     """
     checks: list[Check] = []
     if configuration_error is not None:
-        checks.append(
-            Check(
-                "configuration",
-                CheckStatus.FAIL,
-                configuration_error,
-                "set the variable it names (see the configuration docs)",
-            )
-        )
+        fix = "set the variable it names (see the configuration docs)"
+        checks.append(Check("configuration", CheckStatus.FAIL, configuration_error, fix))
     checks.append(check_webhook_secrets(raw_webhook_secret))
     stripe_ok = zentitle_ok = False
     if stripe is not None:
@@ -75,7 +72,7 @@ def run_doctor(
         checks.append(key)
         stripe_ok = key.status is not CheckStatus.FAIL
         if stripe_ok:
-            checks.append(check_webhook_endpoint(stripe, webhook_url))
+            checks.append(check_webhook_endpoint(stripe, webhook_url, policy))
     if zentitle is not None:
         reach = check_zentitle(zentitle)
         checks.append(reach)
@@ -136,8 +133,14 @@ def check_stripe_key(stripe: StripeOpsAPI) -> Check:
     return Check("Stripe key", CheckStatus.PASS, f"{mode} mode key works (account {account.id})")
 
 
-def check_webhook_endpoint(stripe: StripeOpsAPI, url: str | None) -> Check:
-    """An enabled endpoint for `url` sends both events this library acts on."""
+def check_webhook_endpoint(
+    stripe: StripeOpsAPI, url: str | None, policy: LifecyclePolicy | None = None
+) -> Check:
+    """An enabled endpoint for `url` sends every event the lifecycle `policy` acts on.
+
+    A missing event fails, naming what would go wrong without it; events the policy does
+    not act on are only mentioned (they are answered `ignored`).
+    """
     name = "webhook endpoint"
     if not url:
         return Check(
@@ -162,13 +165,22 @@ def check_webhook_endpoint(stripe: StripeOpsAPI, url: str | None) -> Check:
             f"no webhook endpoint for {url}{hint}",
             _connect_fix(url),
         )
+    return _endpoint_verdict(url, matches, (policy or DEFAULT_POLICY).events())
+
+
+def _endpoint_verdict(url: str, matches: list[WebhookEndpoint], wanted: tuple[str, ...]) -> Check:
+    """The verdict on the best of the endpoints registered for `url`."""
+    name = "webhook endpoint"
     endpoint = min(
-        matches, key=lambda e: (len(missing_events(e.enabled_events)), e.status != "enabled")
+        matches,
+        key=lambda e: (len(missing_events(e.enabled_events, wanted)), e.status != "enabled"),
     )
     problems = []
-    missing = missing_events(endpoint.enabled_events)
+    missing = missing_events(endpoint.enabled_events, wanted)
     if missing:
-        problems.append(f"does not send {', '.join(missing)}")
+        problems.append(
+            "does not send " + ", ".join(f"{event} ({_consequence(event)})" for event in missing)
+        )
     if endpoint.status != "enabled":
         problems.append(f"is {endpoint.status or 'not enabled'}")
     if problems:
@@ -176,15 +188,32 @@ def check_webhook_endpoint(stripe: StripeOpsAPI, url: str | None) -> Check:
             name,
             CheckStatus.FAIL,
             f"endpoint {endpoint.id} for {url} {' and '.join(problems)}",
-            _connect_fix(url, " (adds the events and enables it)"),
+            _connect_fix(url, " (subscribes it to the policy's events and enables it)"),
         )
     extra = f"; {len(matches)} endpoints have this URL, so events arrive twice" * (len(matches) > 1)
     return Check(
         name,
         CheckStatus.WARN if extra else CheckStatus.PASS,
-        f"endpoint {endpoint.id} is enabled and sends {', '.join(REQUIRED_EVENTS)} "
-        f"(API version {endpoint.api_version or 'account default'}){extra}",
+        f"endpoint {endpoint.id} is enabled and sends {', '.join(wanted)} "
+        f"(API version {endpoint.api_version or 'account default'}){_unused(endpoint, wanted)}"
+        f"{extra}",
         "delete the duplicate endpoints in the Dashboard" if extra else None,
+    )
+
+
+def _consequence(event: str) -> str:
+    return MISSING_EVENT_CONSEQUENCES.get(event, "the lifecycle policy acts on it")
+
+
+def _unused(endpoint: WebhookEndpoint, wanted: tuple[str, ...]) -> str:
+    """An informational note on events the endpoint sends that the policy ignores."""
+    unused = [e for e in endpoint.enabled_events if e not in wanted]
+    if not unused:
+        return ""
+    what = "every event type (*)" if unused == ["*"] else ", ".join(unused)
+    return (
+        f"; it also sends {what}, which this lifecycle policy does not act on (answered "
+        "`ignored`; harmless, and `connect` removes them)"
     )
 
 
