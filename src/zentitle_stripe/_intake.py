@@ -65,5 +65,7 @@ def refused(ledger: Ledger, source: str, exc: Exception, started: float) -> Webh
         return ledger.refuse(source, exc, started)
     logger.error("unexpected error handling a %s webhook", source, exc_info=exc)
     failure = classify(exc)
-    log_answer(source, None, None, failure.outcome, failure.status, started)
+    log_answer(
+        source, None, None, failure.outcome, failure.status, started, diagnosis=failure.diagnosis
+    )
     return failure.response()

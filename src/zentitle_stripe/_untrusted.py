@@ -58,7 +58,8 @@ def bounded_body(payload: bytes | str, limit: int) -> bytes:
     body = bytes(payload)
     if len(body) > limit:
         raise PayloadTooLargeError(
-            f"body is larger than the {limit} byte limit (ZENTITLE_STRIPE_MAX_BODY_BYTES)"
+            f"body is larger than the {limit} byte limit (ZENTITLE_STRIPE_MAX_BODY_BYTES)",
+            diagnosis=f"received at least {len(body)} bytes, limit {limit}",
         )
     return body
 
@@ -71,10 +72,24 @@ def load_json(payload: bytes | str, what: str) -> Any:
     except RecursionError:
         raise _too_deep(what) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidPayloadError(f"{what} is not valid JSON ({exc.__class__.__name__})") from None
+        raise InvalidPayloadError(
+            f"{what} is not valid JSON ({exc.__class__.__name__})",
+            diagnosis=_where_json_broke(exc, len(payload)),
+        ) from None
     if _too_nested(document):
         raise _too_deep(what)
     return document
+
+
+def _where_json_broke(exc: ValueError, size: int) -> str:
+    """Where the body stopped being JSON, for the log: a position, never its content."""
+    if isinstance(exc, json.JSONDecodeError):
+        where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    elif isinstance(exc, UnicodeDecodeError):
+        where = f"not UTF-8 at byte {exc.start}"
+    else:
+        where = type(exc).__name__
+    return f"{where}; body {size} bytes"
 
 
 def _too_deep(what: str) -> InvalidPayloadError:

@@ -90,8 +90,15 @@ class MissingExtraError(ConfigurationError, ImportError):
 class WebhookRejected(ZentitleStripeError):
     """The request cannot be used at all (bad signature, not an event, too big).
 
-    Nothing is recorded: an unauthenticated body must not reach storage.
+    Nothing is recorded: an unauthenticated body must not reach storage. `diagnosis`
+    is for the server's log only, never sent back: what the check saw (how many
+    signatures and secrets, the timestamp's age, where the JSON broke), never a secret,
+    a signature or the body.
     """
+
+    def __init__(self, *args: object, diagnosis: str | None = None) -> None:
+        super().__init__(*args)
+        self.diagnosis = diagnosis
 
 
 class SignatureVerificationError(WebhookRejected):

@@ -198,7 +198,15 @@ class Ledger:
         so only the sender's retry can bring it back.
         """
         failure = classify(exc)
-        log_answer(source, None, None, failure.outcome, failure.status, started)
+        log_answer(
+            source,
+            None,
+            None,
+            failure.outcome,
+            failure.status,
+            started,
+            diagnosis=failure.diagnosis,
+        )
         return failure.response()
 
     def _finish(
@@ -247,7 +255,15 @@ class Ledger:
             except ZentitleStripeError:
                 # The claim's lease will expire and a redelivery will take it over.
                 logger.exception("could not record the failure of event %s", new.event_id)
-        log_answer(new.source, new.event_id, new.type, failure.outcome, failure.status, started)
+        log_answer(
+            new.source,
+            new.event_id,
+            new.type,
+            failure.outcome,
+            failure.status,
+            started,
+            diagnosis=failure.diagnosis,
+        )
         return failure.response(event_id=new.event_id, event_type=new.type)
 
 
@@ -266,31 +282,47 @@ def log_answer(
     outcome: Outcome,
     status: int,
     started: float,
+    *,
+    diagnosis: str | None = None,
 ) -> None:
-    """One log line per answered delivery, with the event fields as `extra`.
+    """One log line per answered delivery: what was done and why, with the event fields
+    as `extra` (for JSON logs).
 
-    Errors (5xx other than 503) are logged at ERROR, everything else at INFO; the line
-    never holds a secret or a body.
+    The text says the outcome, the status, the reason sent back and, for the server
+    only, the `diagnosis` (what a refused check saw); never a secret or a body. Errors
+    (5xx other than 503) are logged at ERROR, other failures (a refusal, 422, 503) at
+    WARNING, everything else at INFO.
     """
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    level = logging.INFO if status < 500 or status == 503 else logging.ERROR
-    if logger.isEnabledFor(level):
-        logger.log(
-            level,
-            "%s event %s (%s): %s %s in %.1f ms",
-            source,
-            event_id,
-            event_type,
-            status,
-            outcome.kind.value,
-            duration_ms,
-            extra={
-                "source": source,
-                "event_id": event_id,
-                "event_type": event_type,
-                "status": status,
-                "outcome": outcome.kind.value,
-                "detail": outcome.reason,
-                "duration_ms": duration_ms,
-            },
-        )
+    if status >= 500 and status != 503:
+        level = logging.ERROR
+    elif outcome.kind is OutcomeKind.FAILED:
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    if not logger.isEnabledFor(level):
+        return
+    what = f"event {event_id} ({event_type})" if event_id else "webhook, not recorded"
+    why = f": {outcome.reason}" if outcome.reason else ""
+    seen = f" [{diagnosis}]" if diagnosis else ""
+    logger.log(
+        level,
+        "%s %s: %s %s in %.1f ms%s%s",
+        source,
+        what,
+        status,
+        outcome.kind.value,
+        duration_ms,
+        why,
+        seen,
+        extra={
+            "source": source,
+            "event_id": event_id,
+            "event_type": event_type,
+            "status": status,
+            "outcome": outcome.kind.value,
+            "detail": outcome.reason,
+            "diagnosis": diagnosis,
+            "duration_ms": duration_ms,
+        },
+    )

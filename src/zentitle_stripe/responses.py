@@ -156,6 +156,9 @@ class Failure:
     """Seconds for the `Retry-After` header; set exactly when the failure is transient."""
     log_traceback: bool = False
     """Whether the error is a bug whose traceback belongs in the log."""
+    diagnosis: str | None = None
+    """What the server's log adds to `reason` (never sent): what a refusal's check saw,
+    the error behind a generic reason; never a secret, a signature or the body."""
 
     @property
     def transient(self) -> bool:
@@ -244,7 +247,21 @@ def classify(
         reason=reason,
         retry_after=retry_after_for(exc) if row.transient else None,
         log_traceback=row.log_traceback,
+        diagnosis=_diagnosis(exc, row, reason),
     )
+
+
+def _diagnosis(exc: BaseException, row: _Row, reason: str) -> str | None:
+    """The log-only part of a failure (see `Failure.diagnosis`)."""
+    if row.log_traceback:
+        return None  # the traceback, logged beside it, says everything
+    if row.reason == "storage":
+        # Only types: a storage error's message names the database, maybe with a password.
+        cause = exc.__cause__
+        return type(exc).__name__ + (f" from {type(cause).__name__}" if cause else "")
+    if reason == INTERNAL_ERROR_REASON:  # an intake error raised while processing
+        return f"{type(exc).__name__}: {exc}"
+    return getattr(exc, "diagnosis", None)
 
 
 def status_for(exc: BaseException, *, config_error_status: int = 422) -> int:

@@ -37,7 +37,16 @@ LogFormat = Literal["json", "text"]
 logger = logging.getLogger("zentitle_stripe")
 
 # The `extra` fields the core attaches to its per-event log records, in output order.
-EVENT_FIELDS = ("source", "event_id", "event_type", "outcome", "status", "duration_ms", "detail")
+EVENT_FIELDS = (
+    "source",
+    "event_id",
+    "event_type",
+    "outcome",
+    "status",
+    "duration_ms",
+    "detail",
+    "diagnosis",
+)
 
 
 def _require_server_extra() -> None:

@@ -72,19 +72,38 @@ def verify_stripe_signature(
         for candidate in candidates:
             # Keep comparing after a match: the time spent must not depend on the input.
             matched |= hmac.compare_digest(expected, candidate)
+    timestamp = int(timestamp_text)
     if not matched:
         raise SignatureVerificationError(
             "signature does not match: check that STRIPE_WEBHOOK_SECRET is this endpoint's "
-            "signing secret and that the body reaches the library unmodified"
+            "signing secret and that the body reaches the library unmodified",
+            diagnosis=_mismatch(len(candidates), len(secrets), timestamp, clock, len(payload)),
         )
 
-    timestamp = int(timestamp_text)
     if tolerance and timestamp < clock() - tolerance:
         raise SignatureVerificationError(
             f"signature timestamp is older than the {tolerance:g} s tolerance "
-            "(a replayed request, or this server's clock is wrong)"
+            "(a replayed request, or this server's clock is wrong)",
+            diagnosis=f"timestamp age {_age(timestamp, clock)}, tolerance {tolerance:g} s",
         )
     return timestamp
+
+
+def _age(timestamp: int, clock: Callable[[], float]) -> str:
+    """How old the signed timestamp is, for the log: a clock that is off shows here."""
+    age = clock() - timestamp
+    return f"{age:.0f} s" if age >= 0 else f"{-age:.0f} s in the future"
+
+
+def _mismatch(
+    signatures: int, secrets: int, timestamp: int, clock: Callable[[], float], size: int
+) -> str:
+    """The log's account of a mismatch: counts and ages only, never a value."""
+    plural = "" if secrets == 1 else "s"
+    return (
+        f"no v1 signature matched any of {secrets} secret{plural} ({signatures} v1 in the "
+        f"header); timestamp age {_age(timestamp, clock)}; body {size} bytes"
+    )
 
 
 def _parse_header(header: str) -> tuple[str, list[bytes]]:

@@ -17,6 +17,7 @@ is cut off, so one event's calls end before its lease does.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable, Mapping
@@ -42,6 +43,8 @@ _TOKEN_REFRESH_MARGIN = 60.0
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # May have been sent: only requests that are safe to repeat are repeated.
 _NO_ANSWER = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+logger = logging.getLogger("zentitle_stripe.zentitle")
 
 _ModelT = TypeVar("_ModelT")
 _T = TypeVar("_T")
@@ -84,10 +87,17 @@ class Transport:
             token = self._token
             if token is not None and token != rejected and self.clock() < self._token_refresh_at:
                 return token
-            return self._fetch_token()
+            if token is None:
+                why = "first use"
+            elif token == rejected:
+                why = "the API refused the cached one (401)"
+            else:
+                why = "the cached one is about to expire"
+            return self._fetch_token(why)
 
-    def _fetch_token(self) -> str:
-        """A new client-credentials token, cached until shortly before it expires."""
+    def _fetch_token(self, why: str) -> str:
+        """A new client-credentials token, cached until shortly before it expires; `why`
+        it was needed goes in the log (a token is never logged)."""
         form = {
             "grant_type": "client_credentials",
             "client_id": self.client_id,
@@ -111,18 +121,39 @@ class Transport:
         margin = min(_TOKEN_REFRESH_MARGIN, 0.2 * lifetime)
         self._token = token
         self._token_refresh_at = self.clock() + lifetime - margin
+        logger.log(
+            logging.WARNING if why.startswith("the API refused") else logging.INFO,
+            "Zentitle2 access token fetched (%s): valid %g s, refreshed after %g s",
+            why,
+            lifetime,
+            lifetime - margin,
+            extra={"remote": "zentitle", "reason": why},
+        )
         return token
 
     # -- sending ------------------------------------------------------------------------
 
-    def _backoff(self, attempt: int, retry_after: float | None, fence: Fence | None) -> bool:
-        """Sleep before the next attempt; `False` (no sleep) when it would pass the deadline."""
+    def _backoff(
+        self, attempt: int, retry_after: float | None, fence: Fence | None, what: str
+    ) -> bool:
+        """Sleep before the next attempt, logging why (`what` went wrong); `False` (no
+        sleep) when it would pass the deadline."""
         if retry_after is not None:
             delay = retry_after
         else:
             delay = self._random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
         if fence is not None and delay >= fence.remaining():
             return False
+        hint = " (its Retry-After)" if retry_after is not None else ""
+        logger.warning(
+            "Zentitle2 %s; attempt %d of %d in %.2f s%s",
+            what,
+            attempt + 2,
+            self.max_retries + 1,
+            delay,
+            hint,
+            extra={"remote": "zentitle", "attempt": attempt + 2, "wait_s": round(delay, 3)},
+        )
         self._sleep(delay)
         return True
 
@@ -152,7 +183,9 @@ class Transport:
             if response is not None and response.status_code not in retryable:
                 return response
             hint = _errors.retry_after(response) if response is not None else None
-            if attempt < self.max_retries and self._backoff(attempt, hint, fence):
+            if attempt < self.max_retries and self._backoff(
+                attempt, hint, fence, _went_wrong(label, response, error)
+            ):
                 attempt += 1
                 continue
             if fence is not None and attempt < self.max_retries:
@@ -297,6 +330,13 @@ class Transport:
             if max_pages is not None and page >= max_pages:
                 return results
             page += 1
+
+
+def _went_wrong(label: str, response: httpx.Response | None, error: Exception | None) -> str:
+    """`GET /path answered 503` or `... failed (ConnectError)`, for a retry's log line."""
+    if response is not None:
+        return f"{label} answered {response.status_code}"
+    return f"{label} failed ({type(error).__name__})"
 
 
 def _out_of_time(

@@ -116,7 +116,12 @@ class ZentitleWebhookKey:
         except InvalidSignature:
             raise SignatureVerificationError(
                 "N-Signature does not match the body: check ZENTITLE_WEBHOOK_PUBLIC_KEY and "
-                "verify the raw request bytes, before any JSON parsing"
+                "verify the raw request bytes, before any JSON parsing",
+                diagnosis=(
+                    f"a {len(raw)}-byte RSA-SHA256 signature did not verify with the "
+                    f"configured {self.public_key.key_size}-bit public key; body "
+                    f"{len(payload)} bytes"
+                ),
             ) from None
 
 
