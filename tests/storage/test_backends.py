@@ -11,6 +11,8 @@ import pytest
 from zentitle_stripe.exceptions import ConfigurationError, StorageError
 from zentitle_stripe.storage import (
     ClaimResult,
+    HookStatus,
+    HookStorage,
     MemoryStorage,
     NewEvent,
     Storage,
@@ -93,7 +95,7 @@ def test_a_version_1_sqlite_file_is_upgraded_when_opened(tmp_path: Path) -> None
         )
     storage = SQLiteStorage(str(path))
     try:
-        assert _sqlite_version(path) == ("2",)
+        assert _sqlite_version(path) == (str(SCHEMA_VERSION),)
         event = NewEvent(event_id="evt_1", source="stripe", type="invoice.paid", payload=b"{}")
         storage.claim_event(event, owner="w1", lease_seconds=60, now=1_000.0)
         storage.claim_event(event, owner="w2", lease_seconds=60, now=1_100.0)
@@ -106,6 +108,31 @@ def test_a_version_1_sqlite_file_is_upgraded_when_opened(tmp_path: Path) -> None
         conn.execute("UPDATE zs_meta SET value = '99' WHERE key = 'schema_version'")
     SQLiteStorage(str(path)).close()
     assert _sqlite_version(path) == ("99",)
+
+
+def test_a_version_2_sqlite_file_gets_the_hook_tables_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    SQLiteStorage(str(path)).close()
+    with sqlite3.connect(path) as conn:  # back to version 2: no outcome hooks yet
+        conn.executescript(
+            "DROP TABLE zs_hook_runs; DROP TABLE zs_outcomes;"
+            "UPDATE zs_meta SET value = '2' WHERE key = 'schema_version';"
+        )
+    storage = SQLiteStorage(str(path))
+    try:
+        assert _sqlite_version(path) == ("3",)
+        stored = storage.record_outcome(
+            "stripe",
+            "evt_1",
+            kind="provisioned",
+            data="{}",
+            handlers=["a.b"],
+            now=1.0,
+            not_before=2.0,
+        )
+        assert [(r.handler, r.status) for r in stored.runs] == [("a.b", HookStatus.PENDING)]
+    finally:
+        storage.close()
 
 
 def test_sqlite_driver_errors_become_storage_errors(tmp_path: Path) -> None:
@@ -174,12 +201,16 @@ def test_public_names_of_the_storage_modules_are_pinned() -> None:
         "EventAttempt",
         "EventRecord",
         "EventStatus",
+        "HookRun",
+        "HookStatus",
+        "HookStorage",
         "MemoryStorage",
         "NewEvent",
         "QueueStats",
         "QueueStorage",
         "SQLiteStorage",
         "Storage",
+        "StoredOutcome",
         "SubscriptionState",
         "check_state_write",
         "check_storage_url",
@@ -198,4 +229,5 @@ def test_every_built_in_backend_is_a_storage(tmp_path: Path) -> None:
     for backend in (MemoryStorage(), SQLiteStorage(str(tmp_path / "s.db"))):
         assert isinstance(backend, Storage)
         assert backend.keeps_history  # so the contract's history tests apply in full
+        assert isinstance(backend, HookStorage)  # so outcome hooks can be registered
         backend.close()

@@ -112,9 +112,9 @@ def test_a_version_1_schema_is_upgraded_and_keeps_event_history(schema_url: str)
         conn.execute("UPDATE zs_meta SET value = '1' WHERE key = 'schema_version'")
     storage = PostgresStorage(schema_url, create_schema=False)
     try:
-        with pytest.raises(StorageError, match="schema version 1, this code needs 2"):
+        with pytest.raises(StorageError, match="schema version 1, this code needs 3"):
             storage.ping()
-        assert storage.migrate() == 2
+        assert storage.migrate() == 3
         event = NewEvent(event_id="evt_1", source="stripe", type="invoice.paid", payload=b"{}")
         storage.claim_event(event, owner="w1", lease_seconds=60, now=1_000.0)
         storage.finish_event(
@@ -130,6 +130,32 @@ def test_a_version_1_schema_is_upgraded_and_keeps_event_history(schema_url: str)
         record = storage.get_event("evt_1")
         assert record is not None
         assert [(a.attempt, a.status, a.error) for a in record.history] == [(1, "failed", "boom")]
+    finally:
+        storage.close()
+
+
+def test_a_version_2_schema_is_upgraded_with_the_hook_tables(schema_url: str) -> None:
+    PostgresStorage(schema_url).migrate()
+    with psycopg.connect(schema_url) as conn:  # back to version 2: no outcome hooks yet
+        conn.execute("DROP TABLE zs_hook_runs")
+        conn.execute("DROP TABLE zs_outcomes")
+        conn.execute("UPDATE zs_meta SET value = '2' WHERE key = 'schema_version'")
+    storage = PostgresStorage(schema_url, create_schema=False)
+    try:
+        with pytest.raises(StorageError, match="schema version 2, this code needs 3"):
+            storage.ping()
+        assert storage.migrate() == 3
+        stored = storage.record_outcome(
+            "stripe",
+            "evt_1",
+            kind="renewed",
+            data="{}",
+            handlers=["a.b"],
+            now=1.0,
+            not_before=2.0,
+        )
+        assert [r.handler for r in stored.runs] == ["a.b"]
+        assert storage.claim_hook("stripe", "evt_1", "a.b", owner="w", lease_seconds=9, now=3.0)
     finally:
         storage.close()
 
@@ -218,4 +244,4 @@ def test_public_names_of_the_postgres_module_are_pinned() -> None:
     import zentitle_stripe.storage.postgres
 
     assert zentitle_stripe.storage.postgres.__all__ == ["SCHEMA_VERSION", "PostgresStorage"]
-    assert zentitle_stripe.storage.postgres.SCHEMA_VERSION == 2
+    assert zentitle_stripe.storage.postgres.SCHEMA_VERSION == 3

@@ -26,6 +26,7 @@ from ._base import (
 )
 from ._existing import check_sqlite_exists
 from ._history import stuck_events
+from ._hooks import HookRun, HookStatus, HookStorage, StoredOutcome
 from ._queue import QueueStats, QueueStorage
 from ._redact import redact_url
 from .memory import MemoryStorage
@@ -38,12 +39,16 @@ __all__ = [
     "EventAttempt",
     "EventRecord",
     "EventStatus",
+    "HookRun",
+    "HookStatus",
+    "HookStorage",
     "MemoryStorage",
     "NewEvent",
     "QueueStats",
     "QueueStorage",
     "SQLiteStorage",
     "Storage",
+    "StoredOutcome",
     "SubscriptionState",
     "check_state_write",
     "check_storage_url",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StorageError
 from ._history import POSTGRES_HISTORY_SCHEMA
+from ._hooks import HOOK_TABLES
 
 if TYPE_CHECKING:
     import psycopg
@@ -59,6 +60,8 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
     # 1 -> 2: the attempt history of events, kept by a trigger on zs_events.
     POSTGRES_HISTORY_SCHEMA,
+    # 2 -> 3: outcome hooks: each event's recorded outcome and its handlers' runs.
+    HOOK_TABLES.format(real="double precision"),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -6,6 +6,7 @@ Everything is lost when the process exits, and two processes never share it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import attrs
 
@@ -20,6 +21,7 @@ from ._base import (
     check_state_write,
 )
 from ._history import EventTable
+from ._hooks import HookRun, HookStatus, MemoryHooks, StoredOutcome
 from ._queue import QueueStats, queued_record, taken
 
 __all__ = ["MemoryStorage"]
@@ -35,6 +37,7 @@ class MemoryStorage(StorageBackend):
         self._customers: dict[str, str] = {}
         self._locks: dict[str, Lease] = {}
         self._throttles: dict[str, float] = {}
+        self._hooks = MemoryHooks()
 
     def __repr__(self) -> str:
         return f"MemoryStorage(events={len(self._events)})"
@@ -172,6 +175,64 @@ class MemoryStorage(StorageBackend):
     def throttled_until(self, name: str) -> float:
         with self._lock:
             return self._throttles.get(name, 0.0)
+
+    # -- outcome hooks (see `storage._hooks`) --------------------------------------------
+
+    def record_outcome(
+        self,
+        source: str,
+        event_id: str,
+        *,
+        kind: str,
+        data: str,
+        handlers: Sequence[str],
+        now: float,
+        not_before: float,
+    ) -> StoredOutcome:
+        runs = tuple(
+            HookRun(h, HookStatus.PENDING, lease_expires=not_before, updated_at=now)
+            for h in handlers
+        )
+        with self._lock:
+            new = StoredOutcome(source, event_id, kind, data, now, runs)
+            return self._hooks.record((source, event_id), new)
+
+    def get_outcome(self, event_id: str, source: str = "stripe") -> StoredOutcome | None:
+        with self._lock:
+            return self._hooks.outcomes.get((source, event_id))
+
+    def claim_hook(
+        self,
+        source: str,
+        event_id: str,
+        handler: str,
+        *,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+    ) -> bool:
+        with self._lock:
+            return self._hooks.claim((source, event_id), handler, owner, now + lease_seconds, now)
+
+    def finish_hook(
+        self,
+        source: str,
+        event_id: str,
+        handler: str,
+        *,
+        owner: str,
+        error: str | None,
+        retry_at: float | None,
+        now: float,
+    ) -> bool:
+        with self._lock:
+            return self._hooks.finish((source, event_id), handler, owner, error, retry_at, now)
+
+    def due_hooks(
+        self, *, now: float, max_attempts: int, limit: int = 100
+    ) -> list[tuple[str, str]]:
+        with self._lock:
+            return self._hooks.due(now, max_attempts, limit)
 
     def ping(self) -> None:
         return None

@@ -20,13 +20,14 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from ..exceptions import ConfigurationError, MissingExtraError, StorageError
 from ._backend import ClaimRequest, Finish
 from ._base import Claim, ClaimResult, EventRecord
+from ._hooks import SQLHooks
 from ._queue import SQLQueue, claim_due
 from ._redact import redact_text, redact_url
 from ._sql import (
@@ -68,7 +69,7 @@ def _check_if_idle(conn: _Connection) -> None:
         ConnectionPool.check_connection(conn)
 
 
-class PostgresStorage(SQLQueue, SQLStorage):
+class PostgresStorage(SQLHooks, SQLQueue, SQLStorage):
     """A [`Storage`][zentitle_stripe.storage.Storage] in a PostgreSQL database.
 
     `url` is a libpq URL or conninfo string (`postgresql://user:pw@host/db`);
@@ -204,6 +205,12 @@ class PostgresStorage(SQLQueue, SQLStorage):
         """The schema version recorded in the database, or `None` if there is no schema."""
         with self._errors("read the schema version"):
             return self._read_version()
+
+    def _transact(
+        self, doing: str, block: Callable[[Callable[[str, Sequence[Any]], int]], bool]
+    ) -> bool:
+        with self._connection(doing) as conn, conn.transaction():
+            return block(lambda statement, params: conn.execute(statement, params).rowcount)
 
     # -- events ------------------------------------------------------------------------
 

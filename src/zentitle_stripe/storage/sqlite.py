@@ -11,7 +11,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +19,7 @@ from ..exceptions import StorageError
 from ._backend import ClaimRequest, Finish
 from ._base import Claim, ClaimResult, EventRecord
 from ._history import SQLITE_HISTORY_SCHEMA
+from ._hooks import HOOK_TABLES, SQLHooks
 from ._queue import SQLQueue, claim_due
 from ._sql import (
     INSERT_EVENT,
@@ -34,8 +35,9 @@ from ._sql import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION = 2
-"""1: the initial schema; 2: the attempt history (`zs_event_attempts` and its triggers)."""
+SCHEMA_VERSION = 3
+"""1: the initial schema; 2: the attempt history (`zs_event_attempts` and its triggers);
+3: outcome hooks (`zs_outcomes`, `zs_hook_runs`)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS zs_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,6 +78,7 @@ CREATE TABLE IF NOT EXISTS zs_locks (
 # Every statement is `IF NOT EXISTS`: opening a file of an older version brings it up to
 # date, and the recorded version only ever goes up.
 _SCHEMA += SQLITE_HISTORY_SCHEMA
+_SCHEMA += HOOK_TABLES.format(real="REAL")
 _RECORD_VERSION = (
     "INSERT INTO zs_meta (key, value) VALUES ('schema_version', '{version}') "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value "
@@ -110,7 +113,7 @@ def _qmark(statement: str) -> str:
     return statement.replace("%s", "?")
 
 
-class SQLiteStorage(SQLQueue, SQLStorage):
+class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
     """A [`Storage`][zentitle_stripe.storage.Storage] in one SQLite file."""
 
     _insertion_order = "rowid"
@@ -206,6 +209,16 @@ class SQLiteStorage(SQLQueue, SQLStorage):
                     return False
                 conn.execute(_qmark(_SETTLED_ATTEMPT), attempt)
             return True
+
+    def _transact(
+        self, doing: str, block: Callable[[Callable[[str, Sequence[Any]], int]], bool]
+    ) -> bool:
+        with self._errors(doing):
+            conn = self._conn()
+            with self._write(conn):
+                return block(
+                    lambda statement, params: conn.execute(_qmark(statement), params).rowcount
+                )
 
     # -- events ------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from ..storage import (
     SubscriptionState,
 )
 from ._history_contract import HistoryContract
+from ._hook_contract import HookContract
 
 __all__ = ["StorageContract"]
 
@@ -175,7 +176,7 @@ class _LeaseAndStateRules:
         assert not self.storage.extend_lock(lock, owner="b", lease_seconds=10, now=NOW + 21)
 
 
-class StorageContract(_LeaseAndStateRules, HistoryContract):
+class StorageContract(_LeaseAndStateRules, HistoryContract, HookContract):
     """Behaviour the provisioner relies on; override
     [`make_storage`][zentitle_stripe.testing.StorageContract.make_storage]."""
 
