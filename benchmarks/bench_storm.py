@@ -5,7 +5,9 @@ Run by hand (needs the `server` and `postgres` extras and a PostgreSQL server):
     python benchmarks/bench_storm.py --renewals 10000 --workers 8 \
         --database postgresql://postgres@127.0.0.1:5432/test
 
-Set-up (not timed): N subscriptions get their first payment processed in process. Then
+Set-up (not timed): N buyers (one Stripe customer and e-mail each, as a storm of
+renewals comes from many customers) get a subscription whose first payment goes through
+the real flow in process, so storage and both emulators hold what production would. Then
 both emulators are served over HTTP with `--latency` real seconds per request and a
 `--rate-429` share of Zentitle2 requests answered 429; the ingress app (`create_app`,
 `ZENTITLE_STRIPE_MODE=queue`) is served by uvicorn, and every renewal is posted to it
@@ -63,10 +65,15 @@ def storm(args: argparse.Namespace, url: str) -> int:
     price = world.price("PRO-1Y")
     started = time.perf_counter()
     subscriptions = []
-    for _ in range(args.renewals):
-        subscription_id, paid = world.subscribe(world.customer(), [(price, 1)])
+    for i in range(args.renewals):
+        buyer = world.customer(email=f"buyer{i}@example.com", name=f"Buyer {i}")
+        subscription_id, paid = world.subscribe(buyer, [(price, 1)])
         assert world.deliver(paid).status == 200
         subscriptions.append(subscription_id)
+        if (i + 1) % 1000 == 0:
+            print(
+                f"set-up: {i + 1} first payments, {time.perf_counter() - started:.0f} s", flush=True
+            )
     renewals = [world.renew(s) for s in subscriptions]
     print(f"set-up: {args.renewals} first payments in {time.perf_counter() - started:.0f} s")
     world.zentitle_emulator.reset_requests()
@@ -148,6 +155,7 @@ def report(
         for e in storage.list_events(status=status, limit=n)
     ]
     print(f"renewals: {n}, latency {args.latency * 1000:.0f} ms/call, 429 share {args.rate_429}")
+    print("load average (1, 5, 15 min) at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"ingress: {n / ingress_s:.0f} events/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     errors = sum(v for k, v in statuses.items() if k >= 500)
     print(f"answers to Stripe: {dict(statuses)}; 5xx: {errors}")

@@ -310,3 +310,43 @@ def test_disable_emits_entitlement_updated(emulator: ZentitleEmulator, http: htt
     assert isinstance(event, EntitlementUpdated)
     assert (event.entitlement_id, event.disabled) == (entitlement.id, True)
     assert emulator.sign(webhook.body) == webhook.headers["N-Signature"]
+
+
+def test_indexed_lookups_answer_as_a_scan_would(
+    emulator: ZentitleEmulator, http: httpx.Client
+) -> None:
+    """The emulator indexes contacts, groups, codes and SKUs (a storm seeds thousands):
+    interleaved objects of several customers still come back filtered, oldest first."""
+    a, b = (http.post("/api/v1/customers", json={"name": n}).json()["id"] for n in "AB")
+    for customer_id, email in ((a, "Ann@x.com"), (b, "ann@X.com"), (a, "bo@x.com")):
+        response = http.post(f"/api/v1/customers/{customer_id}/contacts", json={"email": email})
+        assert response.status_code == 201
+    assert (
+        http.post(f"/api/v1/customers/{b}/contacts", json={"email": "ANN@x.com"}).status_code == 409
+    )
+    found = http.get("/api/v1/customers/contacts/search", params={"email": "ann@x.com"}).json()
+    assert [c["customerId"] for c in found["items"]] == [a, b]
+    listed = http.get(f"/api/v1/customers/{a}/contacts").json()["items"]
+    assert [c["email"] for c in listed] == ["Ann@x.com", "bo@x.com"]
+    made: dict[str | None, list[str]] = {a: [], b: [], None: []}
+    for owner in (a, None, b, a, None, a):
+        made[owner].append(create_group(http, **({"customerId": owner} if owner else {}))["id"])
+    for owner in (a, b):
+        page = http.get("/api/v1/entitlements/groups", params={"customerId": owner}).json()
+        assert [g["id"] for g in page["items"]] == made[owner]
+    everything = http.get("/api/v1/entitlements/groups", params={"pageSize": 200}).json()
+    assert everything["elementsTotal"] == 6
+    nobody = http.get("/api/v1/entitlements/groups", params={"customerId": "cust_none"})
+    assert nobody.json()["elementsTotal"] == 0
+    assert create_group(http, activationCode="CODE-1")["activationCodes"] == ["CODE-1"]
+    again = http.post(
+        "/api/v1/entitlements/groups",
+        json={"skus": ["pro"], "customerId": b, "activationCode": "CODE-1"},
+    )
+    assert again.status_code == 409
+    customers = http.get("/api/v1/customers", params={"pageSize": 1, "pageNumber": 2}).json()
+    assert ([c["name"] for c in customers["items"]], customers["elementsTotal"]) == (["B"], 2)
+    product = emulator.add_product("Other")
+    plan = emulator.add_plan(product)
+    with pytest.raises(ValueError, match="SKU 'pro' exists"):
+        emulator.add_offering(sku="pro", product_id=product, plan_id=plan)

@@ -339,7 +339,7 @@ class _CatalogueRoutes(_StripeAccount):
             if (active is None or str(price["active"]).lower() == str(active).lower())
             and (kind is None or price["type"] == kind)
         ]
-        return _paginate(copy.deepcopy(prices), params, "/v1/prices")
+        return copy.deepcopy(_paginate(prices, params, "/v1/prices"))
 
 
 class _CustomerRoutes(_StripeAccount):
@@ -382,19 +382,21 @@ class _SubscriptionRoutes(_StripeAccount):
         """`status` filter (default: all but canceled, as Stripe; `all` for every one)."""
         status = params.get("status")
         subscriptions = [
-            self._render_subscription(subscription)
+            subscription
             for subscription in _newest_first(self._subscriptions.values())
             if (status == "all")
             or (status is None and subscription["status"] != "canceled")
             or subscription["status"] == status
         ]
-        return _paginate(subscriptions, params, "/v1/subscriptions")
+        page = _paginate(subscriptions, params, "/v1/subscriptions")  # render only the page
+        page["data"] = [self._render_subscription(s) for s in page["data"]]
+        return page
 
     def _list_invoice_lines(self, invoice_id: str, params: _JSON) -> _JSON:
         lines = self._invoice_lines.get(invoice_id)
         if lines is None:
             raise _missing("invoice", invoice_id, "invoice")
-        return _paginate(copy.deepcopy(lines), params, f"/v1/invoices/{invoice_id}/lines")
+        return copy.deepcopy(_paginate(lines, params, f"/v1/invoices/{invoice_id}/lines"))
 
     def _render_subscription(self, subscription: _JSON) -> _JSON:
         """The Subscription in the emulator's API version (items embed full Prices)."""
@@ -635,4 +637,4 @@ class _EventRoutes(_StripeAccount):
             if (not patterns or any(fnmatch.fnmatchcase(event["type"], p) for p in patterns))
             and all(checks[op](event["created"], v) for op, v in limits.items() if op in checks)
         ]
-        return _paginate(copy.deepcopy(newest_first), params, "/v1/events")
+        return copy.deepcopy(_paginate(newest_first, params, "/v1/events"))

@@ -152,7 +152,7 @@ class ZentitleEmulator(_CustomerRoutes, _OfferingRoutes, _GroupRoutes, _AccountR
         with self._lock:
             if self._plans.get(plan_id, {}).get("productId") != product_id:
                 raise ValueError(f"plan {plan_id!r} does not belong to product {product_id!r}")
-            if any(o["sku"] == sku for o in self._offerings.values()):
+            if sku in self._offering_by_sku:
                 raise ValueError(f"an offering with SKU {sku!r} exists already")
             offering = self._store(
                 self._offerings,
@@ -164,6 +164,7 @@ class ZentitleEmulator(_CustomerRoutes, _OfferingRoutes, _GroupRoutes, _AccountR
                 planId=plan_id,
                 seatCount=seat_count,
             )
+            self._offering_by_sku[sku] = offering["id"]
             return str(offering["id"])
 
     def add_customer(self, name: str, *, account_ref_id: str | None = None) -> str:
