@@ -92,13 +92,4 @@ def test_a_removed_product_is_disabled_and_a_duplicate_changes_nothing(
     assert world.deliver(updated).outcome.kind is OutcomeKind.DUPLICATE
 
 
-def test_an_added_product_is_a_replayable_422_naming_the_sku(world: EmulatedWorld) -> None:
-    """The pinned contract cannot add an entitlement to a group: say so, never `done`."""
-    subscription_id, paid = started(world, "PRO-1Y")
-    assert world.deliver(paid).status == 200
-    updated, _ = world.change_items(
-        subscription_id, [(world.price("PRO-1Y"), 1), (world.price("ADDON-1Y"), 1)]
-    )
-    response = world.deliver(updated)
-    assert response.status == 422, detail(response)
-    assert "ADDON-1Y" in response.outcome.reason
+# An added product: tests/flows/test_lifecycle_extend.py (added with the group extend).

@@ -138,6 +138,12 @@ class Provisioning(FlowContext):
 
     def _reconciled(self, subscription_id: str, group_id: str, desired: dict[str, int]) -> Outcome:
         changes = reconcile_items(self, self.group_with_entitlements(group_id), desired)
+        if not changes and changes.held_back:
+            return Outcome.ignored(
+                f"entitlement group {group_id} of subscription {subscription_id} is switched "
+                f"off, so {', '.join(changes.held_back)} is not added to it now; the first "
+                "reconciliation once it is live again (at the latest the next renewal) adds it"
+            )
         if not changes:
             return Outcome(
                 OutcomeKind.DUPLICATE,
@@ -174,10 +180,7 @@ class Provisioning(FlowContext):
             fresh = self.stripe.retrieve_subscription(subscription_id)
             group = self.group_with_entitlements(state.group_id)
             reads: dict[str, Entitlement] = {}
-            if any(
-                c.startswith("disabled")
-                for c in reconcile_items(self, group, desired_items(self, fresh), reads)
-            ):
+            if reconcile_items(self, group, desired_items(self, fresh), reads).stale:
                 group = self.group_with_entitlements(state.group_id)  # statuses changed
             return renew(self, invoice, state, group=group, reads=reads)
         if invoice.billing_reason == "subscription_update":
