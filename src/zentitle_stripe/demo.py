@@ -29,6 +29,9 @@ from .zentitle.webhooks import EntitlementGroupCreated
 __all__ = ["DemoStory", "StepResult", "run_demo"]
 
 SKUS = ("PRO-1Y", "CLOUD-ADDON-1Y")
+UPGRADE_SKU = "SUPPORT-1Y"
+"""The product the upgrade step adds (seeded, not in the first subscription)."""
+UPGRADE_SEATS = 5
 EMAIL = "ada@example.com"
 
 
@@ -65,6 +68,7 @@ class DemoStory:
         self.first_paid: dict[str, Any] = {}
         self.customer_id = ""
         self.prices: list[str] = []
+        self.upgrade_price = ""
         self.one_time_price = ""
 
     def close(self) -> None:
@@ -76,10 +80,13 @@ class DemoStory:
         self.world.sync_clocks()
 
     def seed(self) -> None:
-        """Two Zentitle2 offerings, a Stripe price naming each, one customer."""
+        """Two Zentitle2 offerings, a Stripe price naming each, one customer; a third
+        offering and price for the upgrade."""
         for sku in SKUS:
             self.world.offering(sku)
             self.prices.append(self.world.price(sku))
+        self.world.offering(UPGRADE_SKU)
+        self.upgrade_price = self.world.price(UPGRADE_SKU)
         self.one_time_price = self.stripe.create_price(
             self.stripe.create_product("Printed manual"), recurring=False
         )
@@ -160,6 +167,37 @@ class DemoStory:
         old, new = min(before.values(), key=str), min(after.values(), key=str)
         step.detail = f"expiry {old:%Y-%m-%d} -> {new:%Y-%m-%d} on {len(moved)} entitlements"
 
+    def upgrade(self, step: StepResult) -> None:
+        """A month into the term: PRO-1Y from 1 to 5 seats and SUPPORT-1Y added."""
+        self.stripe.now += 30 * 86400
+        self.sync_clocks()
+        items = [(self.prices[0], UPGRADE_SEATS), (self.prices[1], 1), (self.upgrade_price, 1)]
+        updated, proration = self.world.change_items(self.subscription_id, items)
+        step.status, body = self.post(updated)
+        step.outcome = body["outcome"]
+        _, again = self.post(proration)  # the proration invoice: nothing left to change
+        live = {
+            e.sku: self.world.zentitle.get_entitlement(e.id)
+            for e in self.entitlements()
+            if e.status == "active"
+        }
+        pro, added = live.get(SKUS[0]), live.get(UPGRADE_SKU)
+        same_term = added is not None and pro is not None and added.expiry_date == pro.expiry_date
+        step.ok = (
+            step.outcome == "updated"
+            and again["outcome"] == "duplicate"
+            and len(live) == 3
+            and pro is not None
+            and pro.seat_count == UPGRADE_SEATS
+            and same_term
+        )
+        seats = pro.seat_count if pro is not None else "?"
+        until = f"{added.expiry_date:%Y-%m-%d}" if added and added.expiry_date else "?"
+        step.detail = (
+            f"{SKUS[0]} seats 1 -> {seats}; {UPGRADE_SKU} added, to {until} with the group; "
+            f"proration invoice: {again['outcome']}"
+        )
+
     def one_time(self, step: StepResult) -> None:
         groups_before = len(self.zentitle.groups())
         payment = self.stripe.one_time_payment(self.customer_id, self.one_time_price)
@@ -174,7 +212,8 @@ class DemoStory:
         step.outcome = body["outcome"]
         entitlements = self.entitlements()
         statuses = [e.status for e in entitlements]
-        step.ok = step.outcome == "revoked" and statuses == ["disabled", "disabled"]
+        step.ok = step.outcome == "revoked" and bool(statuses)
+        step.ok = step.ok and all(status == "disabled" for status in statuses)
         step.detail = "entitlements now " + ", ".join(f"{e.sku} {e.status}" for e in entitlements)
 
 
@@ -249,8 +288,9 @@ def _play(demo: DemoStory, write: Write, marks: tuple[str, str]) -> list[StepRes
         ("2 Zentitle2 webhook -> e-mail", demo.activation_email),
         ("3 same webhook again", demo.duplicate),
         ("4 renewal paid", demo.renew),
-        ("5 one-time payment", demo.one_time),
-        ("6 subscription cancelled", demo.cancel),
+        ("5 upgrade: 5 seats, 1 more product", demo.upgrade),
+        ("6 one-time payment", demo.one_time),
+        ("7 subscription cancelled", demo.cancel),
     ]
     header = f"  {'step':<34} {'HTTP':>4}  {'outcome':<11} {'check':<5}  detail"
     write(header)

@@ -16,8 +16,9 @@ STEPS = (
     "2 Zentitle2 webhook -> e-mail",
     "3 same webhook again",
     "4 renewal paid",
-    "5 one-time payment",
-    "6 subscription cancelled",
+    "5 upgrade: 5 seats, 1 more product",
+    "6 one-time payment",
+    "7 subscription cancelled",
 )
 
 
@@ -25,13 +26,16 @@ def test_demo_plays_every_step(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    outcomes = ("provisioned", "handled", "duplicate", "renewed", "ignored", "revoked")
+    outcomes = ("provisioned", "handled", "duplicate", "renewed", "updated", "ignored", "revoked")
     for step, outcome in zip(STEPS, outcomes, strict=True):
         [line] = [line for line in lines if step in line]
         assert f" 200  {outcome} " in line
         assert "✓" in line
     assert "To: Ada Lovelace <ada@example.com>" in out
-    assert "all 6 steps ended as expected" in out
+    assert "all 7 steps ended as expected" in out
+    [upgrade] = [line for line in lines if STEPS[4] in line]
+    assert "PRO-1Y seats 1 -> 5; SUPPORT-1Y added" in upgrade
+    assert "proration invoice: duplicate" in upgrade
 
 
 def test_a_failed_step_fails_the_demo(
@@ -43,7 +47,7 @@ def test_a_failed_step_fails_the_demo(
     out = capsys.readouterr().out
     [line] = [line for line in out.splitlines() if STEPS[1] in line]
     assert "✗" in line
-    assert "5 of 6 steps ended as expected; failed: step 2" in out
+    assert "6 of 7 steps ended as expected; failed: step 2" in out
 
 
 def test_the_demo_story_is_an_emulated_world_story() -> None:
@@ -68,3 +72,18 @@ def test_quickstart_demo_output_is_current() -> None:
 
     source = QUICKSTART.read_text("utf-8")
     assert render(source, demo_output()) == source
+
+
+def test_the_upgrade_step_fails_when_the_seats_did_not_follow(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The upgrade is checked against Zentitle2's state, not the answer's word."""
+    from zentitle_stripe.flows import items
+
+    monkeypatch.setattr(items, "_target_seats", lambda ctx, sku, quantity: None)
+    assert main(["demo"]) == 1
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if STEPS[4] in line]
+    assert "✗" in line
+    assert "PRO-1Y seats 1 -> 1; SUPPORT-1Y added" in line
+    assert "6 of 7 steps ended as expected; failed: step 5" in out
