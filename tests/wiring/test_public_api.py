@@ -294,6 +294,8 @@ PUBLIC_API: dict[str, set[str]] = {
         "StripeEmulator",
         "ZentitleEmulator",
         "allow_contract_violations",
+        "charge_dispute_created_event",
+        "charge_refunded_event",
         "contract_violations",
         "invoice_paid_event",
         "make_event",

@@ -14,10 +14,10 @@ All work for one subscription runs under a per-subscription lock in storage, so 
 and a cancellation of the same subscription never interleave their remote calls, even
 across processes.
 
-One module per event or concern: `first_payment`, `renewal`, `cancellation`,
-`customers` (customer matching), `locks`, `activation` (activation e-mail details) and
-`context` (what they share). [`Provisioning`][zentitle_stripe.flows.Provisioning] only
-dispatches to them.
+One module per event or concern: `first_payment`, `renewal`, `cancellation`, `charges`
+(refunds and disputes), `customers` (customer matching), `locks`, `activation`
+(activation e-mail details) and `context` (what they share).
+[`Provisioning`][zentitle_stripe.flows.Provisioning] only dispatches to them.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ..stripe.events import Invoice, StripeEvent, parse_invoice, parse_subscript
 from ..zentitle.models import Entitlement
 from .activation import ActivationDetails, activation_details
 from .cancellation import disable_group, subscription_deleted
+from .charges import CHARGE_EVENTS, charge_event, charge_ignored, held_back
 from .context import FlowContext
 from .context import logger as logger
 from .customers import pending_key as _pending  # noqa: F401
@@ -77,7 +78,7 @@ class Provisioning(FlowContext):
     @property
     def event_types(self) -> frozenset[str]:
         """The event types the lifecycle policy acts on."""
-        return _HANDLED & frozenset(self.policy.events())
+        return (_HANDLED & frozenset(self.policy.events())) | CHARGE_EVENTS
 
     def clear_caches(self) -> None:
         """Forget cached Prices and offerings, so a replay after a set-up fix sees the fix."""
@@ -90,6 +91,8 @@ class Provisioning(FlowContext):
         """The outcome of an event that needs no work (a one-time payment), so that it is
         recorded done without a claim; `None` for any other (and for unusable data,
         which the claimed path reports)."""
+        if event.type in CHARGE_EVENTS:
+            return charge_ignored(self, event)
         if event.type != "invoice.paid":
             return None
         try:
@@ -100,16 +103,19 @@ class Provisioning(FlowContext):
 
     def process(self, event: StripeEvent, *, owner: str) -> Outcome:
         """Run the flow of one verified, claimed event, under its subscription's lock."""
+        if event.type in CHARGE_EVENTS:
+            return charge_event(self, event, owner)
         if event.type == "invoice.paid":
             invoice = parse_invoice(event.object)
             if invoice.subscription_id is None:
                 return _one_time(invoice)
             with self.lock(f"subscription:{invoice.subscription_id}", owner):
-                return self._invoice_paid(invoice, invoice.subscription_id, owner)
+                held = held_back(self, invoice.subscription_id)  # a refund or dispute
+                return held or self._invoice_paid(invoice, invoice.subscription_id, owner)
         subscription = parse_subscription(event.object)
         with self.lock(f"subscription:{subscription.id}", owner):
             if event.type == UPDATED_EVENT:
-                return self._items_changed(subscription.id)
+                return held_back(self, subscription.id) or self._items_changed(subscription.id)
             return subscription_deleted(self, subscription.id, subscription.customer_id)
 
     def _items_changed(self, subscription_id: str) -> Outcome:

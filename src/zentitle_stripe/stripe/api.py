@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .events import InvoiceLine, Subscription
+from .charges import Charge
+from .events import Invoice, InvoiceLine, Subscription
 from .models import Account, Customer, KeyMode, Price, Product, WebhookEndpoint
 
 __all__ = ["StripeAPI", "StripeOpsAPI"]
@@ -50,6 +51,19 @@ class StripeAPI(Protocol):
 
     def update_customer_metadata(self, customer_id: str, metadata: Mapping[str, str]) -> None:
         """Merge keys into the Customer's metadata (`POST /v1/customers/{id}`)."""
+        ...
+
+    def retrieve_charge(self, charge_id: str) -> Charge:
+        """Fetch a Charge (`GET /v1/charges/{id}`): its refund state, fresh."""
+        ...
+
+    def retrieve_invoice(self, invoice_id: str) -> Invoice:
+        """Fetch an Invoice (`GET /v1/invoices/{id}`): which subscription it bills."""
+        ...
+
+    def invoice_of_payment_intent(self, payment_intent_id: str) -> str | None:
+        """The invoice a PaymentIntent paid (`GET /v1/invoice_payments?payment[...]`),
+        `None` when it paid none: since basil a Charge no longer names its invoice."""
         ...
 
 

@@ -20,6 +20,7 @@ import stripe
 
 from ..exceptions import ConfigurationError, InvalidPayloadError, StripeAPIError
 from ._http import HTTPXClient
+from ._payments import PaymentReads
 from .events import InvoiceLine, Subscription, parse_invoice_line, parse_subscription
 from .models import (
     Account,
@@ -77,7 +78,7 @@ class _PriceCache:
             self._data.clear()
 
 
-class StripeGateway:
+class StripeGateway(PaymentReads):
     """[`StripeAPI`][zentitle_stripe.stripe.api.StripeAPI] (and `StripeOpsAPI`, for the
     operations commands) over stripe-python's `StripeClient`.
 

@@ -2,8 +2,10 @@
 
 - signing: [`sign_stripe_payload`][zentitle_stripe.testing.sign_stripe_payload] makes a
   valid `Stripe-Signature` header.
-- events: [`invoice_paid_event`][zentitle_stripe.testing.invoice_paid_event] and
-  [`subscription_deleted_event`][zentitle_stripe.testing.subscription_deleted_event]
+- events: [`invoice_paid_event`][zentitle_stripe.testing.invoice_paid_event],
+  [`subscription_deleted_event`][zentitle_stripe.testing.subscription_deleted_event],
+  [`charge_refunded_event`][zentitle_stripe.testing.charge_refunded_event] and
+  [`charge_dispute_created_event`][zentitle_stripe.testing.charge_dispute_created_event]
   build payloads in either Stripe API generation.
 - storage: [`StorageContract`][zentitle_stripe.testing.StorageContract], the test suite
   every storage backend must pass.
@@ -25,6 +27,7 @@
 
 from __future__ import annotations
 
+from ._charge_events import charge_dispute_created_event, charge_refunded_event
 from ._contract import (
     Contract,
     ContractViolation,
@@ -73,6 +76,8 @@ __all__ = [
     "StripeEmulator",
     "ZentitleEmulator",
     "allow_contract_violations",
+    "charge_dispute_created_event",
+    "charge_refunded_event",
     "contract_violations",
     "invoice_paid_event",
     "make_event",

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ._events import NEW_API_VERSION, make_event, sign_stripe_payload
 from ._fake import FaultKind, RecordedRequest
+from ._stripe_payments import _PaymentRoutes
 from ._stripe_resources import (
     _JSON,
     _advance,
@@ -34,7 +35,12 @@ __all__ = ["FaultKind", "RecordedRequest", "StripeEmulator"]
 
 
 class StripeEmulator(
-    _CatalogueRoutes, _CustomerRoutes, _SubscriptionRoutes, _WebhookEndpointRoutes, _EventRoutes
+    _CatalogueRoutes,
+    _CustomerRoutes,
+    _SubscriptionRoutes,
+    _WebhookEndpointRoutes,
+    _EventRoutes,
+    _PaymentRoutes,
 ):
     """An in-memory Stripe; see the module docstring.
 
@@ -72,6 +78,9 @@ class StripeEmulator(
                 ("GET", r"/v1/account()", self._get_account),
                 ("GET", r"/v1/prices()", self._list_prices),
                 ("GET", r"/v1/subscriptions()", self._list_subscriptions),
+                ("GET", r"/v1/charges/([^/]+)", self._get_charge),
+                ("GET", r"/v1/invoices/([^/]+)", self._get_invoice),
+                ("GET", r"/v1/invoice_payments()", self._list_invoice_payments),
             ]
         ]
 

@@ -248,6 +248,9 @@ class _StripeAccount(FakeService[FaultKind]):
                 raise _missing(kind, object_id) from None
             raise KeyError(f"the emulator has no {kind} {object_id!r}") from None
 
+    def _settle_invoice(self, invoice: _JSON) -> None:
+        """Called for every paid invoice; the payments routes keep it and its charge."""
+
     def _record_event(self, event: _JSON) -> _JSON:
         self._events.append(copy.deepcopy(event))
         return event
@@ -498,6 +501,7 @@ class _SubscriptionRoutes(_StripeAccount):
             period_end=period[1],
         )
         self._match_invoice(event["data"]["object"], subscription, prices, lines)
+        self._settle_invoice(event["data"]["object"])
         return self._record_event(event)
 
     def _match_invoice(
