@@ -111,6 +111,10 @@ def run(multiply_seats: int = 2) -> tuple[list[tuple[str, Calls]], int]:
         rows.append((f"renewal, k={k}", counter.deliver(renewal, "renewed")))
         rows.append((f"  duplicate delivery, k={k}", counter.deliver(renewal, "duplicate")))
 
+    updated, _ = world.change_items(subscriptions[1], [(prices[0], 1), (prices[1], 3)])
+    rows.append(("added product (extend), qty 3", counter.deliver(updated, "updated")))
+    rows.append(("  duplicate delivery", counter.deliver(updated, "duplicate")))
+
     for k in (1, 2, 5):
         cancellation = world.cancel(subscriptions[k])
         rows.append((f"cancellation, k={k}", counter.deliver(cancellation, "revoked")))

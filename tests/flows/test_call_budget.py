@@ -178,3 +178,23 @@ def test_token_is_fetched_once_across_every_scenario(budget: Budget) -> None:
     budget.deliver(cancellation, "revoked")
     budget.deliver(cancellation, "duplicate")
     assert budget.tokens == 1  # fetched while warming up, then reused
+
+
+def test_an_added_product_costs_one_extend_two_group_reads_and_one_read_per_line(
+    budget: Budget,
+) -> None:
+    """`customer.subscription.updated` adding SKU-1 x3 to a SKU-0 subscription: the
+    subscription read fresh from Stripe; the group read, the extend, the group read back
+    (the answer is never trusted); one entitlement read per line (the old one for the
+    group's term, the new one for its seats and expiry); one PATCH for the new line's
+    seats (its term already matches). A redelivery costs nothing."""
+    subscription_id, paid = budget.subscribe(1)
+    budget.deliver(paid, "provisioned")
+    updated, _ = budget.world.change_items(
+        subscription_id, [(budget.prices[0], 1), (budget.prices[1], 3)]
+    )
+    calls = budget.deliver(updated, "updated")
+    assert calls == Calls(z_reads=4, z_writes=2, s_reads=1, s_writes=0)
+    posts = [r.path for r in budget.world.zentitle_emulator.requests if r.method == "POST"]
+    assert [p.rsplit("/", 1)[-1] for p in posts] == ["extend"]  # no group create
+    assert budget.deliver(updated, "duplicate") == Calls(0, 0, 0, 0)  # the ledger answers

@@ -268,3 +268,26 @@ def test_nothing_is_added_to_a_switched_off_licence_until_it_is_live_again(
     assert kind(response) is OutcomeKind.RENEWED, detail(response)
     assert live(world, subscription_id)["ADDON-1Y"][0] == 6
     assert extends(world) == 1
+
+
+def test_slow_429s_then_a_redelivery_after_the_lease_add_the_product_once() -> None:
+    """Zentitle2 answers the extend 429 with `Retry-After: 30` again and again: the first
+    worker stops inside its lease (503), Stripe's redelivery after the lease adds it."""
+    from tests.flows.test_fencing import SlowWorld
+
+    slow = SlowWorld(FakeClock())
+    world = slow.world
+    subscription_id, paid = world.subscribe(world.customer(), [(world.price("PRO-1Y"), 1)])
+    assert world.deliver(paid).status == 200
+    updated, _ = world.change_items(
+        subscription_id, [(world.price("PRO-1Y"), 1), (world.price("ADDON-1Y"), 1)]
+    )
+    world.zentitle_emulator.inject_fault("POST", "/extend$", "429", times=3)
+    slow.deliver_at(slow.clock.elapsed() + 125, updated)
+    first = world.deliver(updated)
+    slow.clock.run_until(slow.clock.elapsed() + 125)
+    assert first.status == 503, first.body
+    (redelivery,) = slow.answers
+    assert redelivery.outcome.kind is OutcomeKind.UPDATED, redelivery.body
+    assert set(live(world, subscription_id)) == {"PRO-1Y", "ADDON-1Y"}
+    slow.close()

@@ -246,9 +246,11 @@ def _set_seats_and_term(
         return None
     current = known.get(entitlement.id) or ctx.zentitle.get_entitlement(entitlement.id)
     seats = target if target is not None and current.seat_count != target else None
-    expiry = term if term is not None and current.license_type == "subscription" else None
-    if expiry is not None and current.expiry_date is not None:
-        expiry = None if abs((current.expiry_date - expiry).total_seconds()) <= 1 else expiry
+    # Only a running term is moved: one not started yet (licence start on activation)
+    # has no expiry to align, and Zentitle2 starts it at activation.
+    expiry = None
+    if term is not None and current.license_type == "subscription" and current.expiry_date:
+        expiry = term if abs((current.expiry_date - term).total_seconds()) > 1 else None
     if seats is None and expiry is None:
         known[entitlement.id] = current
         return None
