@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from . import telemetry
 from ._untrusted import finite_number
 from .exceptions import ConfigurationError, EventInProgress, LeaseLost, ZentitleStripeError
 from .fencing import Fence
@@ -289,11 +290,13 @@ def log_answer(
     as `extra` (for JSON logs).
 
     The text says the outcome, the status, the reason sent back and, for the server
-    only, the `diagnosis` (what a refused check saw); never a secret or a body. Errors
+    only, the `diagnosis` (what a refused check saw); never a secret or a body; with
+    OpenTelemetry, the answer is counted and described on the event's span. Errors
     (5xx other than 503) are logged at ERROR, other failures (a refusal, 422, 503) at
     WARNING, everything else at INFO.
     """
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    telemetry.event_answered(source, event_id, event_type, outcome.kind.value, status)
     if status >= 500 and status != 503:
         level = logging.ERROR
     elif outcome.kind is OutcomeKind.FAILED:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
+from . import telemetry
 from ._closing import Closer
 from ._intake import STRIPE, ZENTITLE, refused, stripe_record, zentitle_record
 from ._untrusted import bounded_body, finite_number
@@ -79,6 +80,7 @@ def _checked_mode(processing: str) -> Processing:
     return "queue" if processing == "queue" else "sync"
 
 
+@telemetry.traced_event("queued")
 def process_queued(
     provisioner: Provisioner, record: EventRecord, *, started: float
 ) -> tuple[WebhookResponse, Exception | None]:
@@ -340,3 +342,12 @@ class Provisioner:
                 "Provisioner with from_env() or pass stripe= and zentitle="
             )
         return activation_details(event, stripe=self._stripe, zentitle=self._zentitle)
+
+
+# Each intake runs in its own OpenTelemetry event span (see `zentitle_stripe.telemetry`).
+telemetry.traced_methods(
+    Provisioner,
+    _stripe_intake="stripe webhook",
+    handle_zentitle_event="zentitle webhook",
+    replay="replay",
+)

@@ -26,6 +26,7 @@ OPTIONAL = (
     "psycopg",
     "psycopg_pool",
     "pytest",
+    "opentelemetry",
 )
 
 
@@ -56,9 +57,13 @@ def test_public_api_names() -> None:
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 # The extras that ship code paths of the package (test, docs and dev only gather tools).
-RUNTIME_EXTRAS = ("flask", "fastapi", "django", "postgres", "server")
+RUNTIME_EXTRAS = ("flask", "fastapi", "django", "postgres", "server", "otel")
 # Import names whose distribution is spelled differently.
-DISTRIBUTION_OF = {"attr": "attrs", "psycopg_pool": "psycopg-pool"}
+DISTRIBUTION_OF = {
+    "attr": "attrs",
+    "psycopg_pool": "psycopg-pool",
+    "opentelemetry": "opentelemetry-api",
+}
 
 
 def _pyproject() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import stripe
 
+from .. import telemetry
 from ..fencing import OutOfTime, budgeted_timeout, current_fence, read_within
 
 __all__ = ["HTTPXClient"]
@@ -66,6 +67,7 @@ class HTTPXClient(stripe.HTTPXClient):
         _usage: list[str] | None = None,
     ) -> tuple[str, int, Mapping[str, str]]:
         self._last.attempts = (max_network_retries or 0) + 1  # for the retry's log line
+        self._last.resend = -1
         return super().request_with_retries(
             method, url, headers, post_data, max_network_retries, _usage=_usage
         )
@@ -76,17 +78,24 @@ class HTTPXClient(stripe.HTTPXClient):
         args, kwargs = self._get_request_args_kwargs(method, url, headers, post_data)
         assert self._client is not None
         fence = current_fence()
-        self._last.label = f"{method.upper()} {httpx.URL(url).path}"
-        self._last.outcome = None
+        verb, path = method.upper(), httpx.URL(url).path
+        self._last.method, self._last.path = verb, path
+        self._last.label = f"{verb} {path}"
+        self._last.outcome = self._last.cause = None
+        self._last.resend = resend = getattr(self._last, "resend", -1) + 1
         try:
-            request = self._client.build_request(*args, **kwargs)
-            response = read_within(self._client.send(request, stream=True), fence)
+            with telemetry.remote_call("stripe", verb, path, resend=resend) as call:
+                request = self._client.build_request(*args, **kwargs)
+                response = read_within(self._client.send(request, stream=True), fence)
+                call.answered(response.status_code)
         except OutOfTime as exc:
             raise _not_retried(str(exc)) from exc
         except Exception as exc:  # what stripe-python's own request does
             self._last.outcome = f"failed ({type(exc).__name__})"
+            self._last.cause = type(exc).__name__
             self._handle_request_error(exc)
         self._last.outcome = f"answered {response.status_code}"
+        self._last.cause = str(response.status_code)
         return response.content, response.status_code, response.headers
 
     def _sleep_time_seconds(self, num_retries: int) -> float:
@@ -96,6 +105,9 @@ class HTTPXClient(stripe.HTTPXClient):
         delay = delay if fence is None else max(min(delay, fence.remaining()), 0.0)
         label = getattr(self._last, "label", "request")
         outcome = getattr(self._last, "outcome", None) or "failed"
+        if hasattr(self._last, "path"):
+            cause = self._last.cause or "error"
+            telemetry.remote_retried("stripe", self._last.method, self._last.path, cause)
         logger.warning(
             "Stripe %s %s; attempt %d of %s in %.2f s (stripe-python's retry)",
             label,

@@ -17,7 +17,7 @@ is cut off, so one event's calls end before its lease does.
 
 from __future__ import annotations
 
-import logging
+import functools
 import random
 import threading
 from collections.abc import Callable, Mapping
@@ -29,7 +29,7 @@ import httpx
 from zentitle_stripe.exceptions import ZentitleAPIError
 from zentitle_stripe.fencing import Fence, OutOfTime, budgeted_timeout, current_fence, read_within
 
-from . import _errors
+from . import _errors, _observe
 
 PAGE_SIZE = 100
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -44,11 +44,19 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # May have been sent: only requests that are safe to repeat are repeated.
 _NO_ANSWER = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
-logger = logging.getLogger("zentitle_stripe.zentitle")
-
 _ModelT = TypeVar("_ModelT")
 _T = TypeVar("_T")
 Parse = Callable[[Mapping[str, Any]], _ModelT]
+
+
+def _json_body(method: str, path: str, response: httpx.Response) -> Any:
+    """The JSON body of a successful answer (`Transport.json`)."""
+    try:
+        return response.json()
+    except ValueError:
+        # Not JSON at all: a proxy's page or a cut connection, worth a retry. JSON of the
+        # wrong shape (see `parse`) is a contract change, which a retry will not fix.
+        raise _errors.unexpected(method, path, response, "not JSON", transient=True) from None
 
 
 @attrs.define(kw_only=True, eq=False, repr=False)
@@ -87,17 +95,10 @@ class Transport:
             token = self._token
             if token is not None and token != rejected and self.clock() < self._token_refresh_at:
                 return token
-            if token is None:
-                why = "first use"
-            elif token == rejected:
-                why = "the API refused the cached one (401)"
-            else:
-                why = "the cached one is about to expire"
-            return self._fetch_token(why)
+            return self._fetch_token(_observe.why_new_token(token, rejected))
 
     def _fetch_token(self, why: str) -> str:
-        """A new client-credentials token, cached until shortly before it expires; `why`
-        it was needed goes in the log (a token is never logged)."""
+        """A new client-credentials token, cached until shortly before it expires."""
         form = {
             "grant_type": "client_credentials",
             "client_id": self.client_id,
@@ -121,41 +122,18 @@ class Transport:
         margin = min(_TOKEN_REFRESH_MARGIN, 0.2 * lifetime)
         self._token = token
         self._token_refresh_at = self.clock() + lifetime - margin
-        logger.log(
-            logging.WARNING if why.startswith("the API refused") else logging.INFO,
-            "Zentitle2 access token fetched (%s): valid %g s, refreshed after %g s",
-            why,
-            lifetime,
-            lifetime - margin,
-            extra={"remote": "zentitle", "reason": why},
-        )
+        _observe.token_fetched(why, lifetime, lifetime - margin)
         return token
 
     # -- sending ------------------------------------------------------------------------
 
-    def _backoff(
-        self, attempt: int, retry_after: float | None, fence: Fence | None, what: str
-    ) -> bool:
-        """Sleep before the next attempt, logging why (`what` went wrong); `False` (no
-        sleep) when it would pass the deadline."""
+    def _backoff(self, attempt: int, retry_after: float | None, fence: Fence | None) -> float:
+        """The wait before another attempt; `-1` (no attempt) when it would pass the deadline."""
         if retry_after is not None:
             delay = retry_after
         else:
             delay = self._random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
-        if fence is not None and delay >= fence.remaining():
-            return False
-        hint = " (its Retry-After)" if retry_after is not None else ""
-        logger.warning(
-            "Zentitle2 %s; attempt %d of %d in %.2f s%s",
-            what,
-            attempt + 2,
-            self.max_retries + 1,
-            delay,
-            hint,
-            extra={"remote": "zentitle", "attempt": attempt + 2, "wait_s": round(delay, 3)},
-        )
-        self._sleep(delay)
-        return True
+        return -1.0 if fence is not None and delay >= fence.remaining() else delay
 
     def _send(
         self,
@@ -175,17 +153,23 @@ class Transport:
         label = f"{method} {httpx.URL(url).path}"
         retryable = _RETRY_STATUSES if idempotent else _UNPROCESSED_STATUSES
         fence = current_fence()
+        send = functools.partial(
+            self._attempt, method, url, label, fence, idempotent=idempotent, headers=headers
+        )
         attempt = 0
         while True:
-            response, error = self._attempt(
-                method, url, label, fence, idempotent=idempotent, headers=headers, **kwargs
-            )
+            response, error = send(resend=attempt, **kwargs)
             if response is not None and response.status_code not in retryable:
                 return response
             hint = _errors.retry_after(response) if response is not None else None
-            if attempt < self.max_retries and self._backoff(
-                attempt, hint, fence, _went_wrong(label, response, error)
-            ):
+            delay = self._backoff(attempt, hint, fence) if attempt < self.max_retries else -1
+            if delay >= 0:
+                attempts = self.max_retries + 1
+                _observe.retrying(
+                    method, url, response, error, number=attempt + 2, attempts=attempts,
+                    delay=delay, retry_after=hint,
+                )  # fmt: skip
+                self._sleep(delay)
                 attempt += 1
                 continue
             if fence is not None and attempt < self.max_retries:
@@ -205,9 +189,10 @@ class Transport:
         fence: Fence | None,
         *,
         idempotent: bool,
+        resend: int = 0,
         **kwargs: Any,
     ) -> tuple[httpx.Response | None, httpx.TransportError | None]:
-        """Send once: the response, or the network error that may be retried."""
+        """Send once (`resend` attempts before): the response, or the error to retry."""
         if fence is not None:
             # Still this worker's leases, renewed as the work proceeds; in storage before a
             # write that cannot be repeated safely.
@@ -221,7 +206,10 @@ class Transport:
                     retry_after=30,
                 )
         try:
-            return self._exchange(method, url, fence, **kwargs), None
+            with _observe.attempt(method, url, resend) as call:
+                response = self._exchange(method, url, fence, **kwargs)
+                call.answered(response.status_code)
+            return response, None
         except _NOT_SENT as exc:
             return None, exc
         except _NO_ANSWER as exc:
@@ -274,15 +262,7 @@ class Transport:
 
     # -- reading answers ----------------------------------------------------------------
 
-    @staticmethod
-    def json(method: str, path: str, response: httpx.Response) -> Any:
-        """The JSON body of a successful answer."""
-        try:
-            return response.json()
-        except ValueError:
-            # Not JSON at all: a proxy's page or a cut connection, worth a retry. JSON of
-            # the wrong shape (see `parse`) is a contract change, which a retry will not fix.
-            raise _errors.unexpected(method, path, response, "not JSON", transient=True) from None
+    json = staticmethod(_json_body)
 
     def parse(
         self, method: str, path: str, response: httpx.Response, parse: Parse[_ModelT]
@@ -330,13 +310,6 @@ class Transport:
             if max_pages is not None and page >= max_pages:
                 return results
             page += 1
-
-
-def _went_wrong(label: str, response: httpx.Response | None, error: Exception | None) -> str:
-    """`GET /path answered 503` or `... failed (ConnectError)`, for a retry's log line."""
-    if response is not None:
-        return f"{label} answered {response.status_code}"
-    return f"{label} failed ({type(error).__name__})"
 
 
 def _out_of_time(
