@@ -199,3 +199,28 @@ def test_the_protocol_documents_it() -> None:
 
     doc = ZentitleAPI.extend_entitlement_group.__doc__ or ""
     assert "Not in the pinned 2025-10-10 contract" in " ".join(doc.split())
+
+
+def test_the_extend_asks_storage_for_every_lease_before_it_is_sent(
+    emulator: ZentitleEmulator, client: ZentitleClient
+) -> None:
+    """A write that cannot be repeated safely: the strict lease check runs first, so a
+    worker whose lock was taken over (its local view still says 110 s left) sends nothing."""
+    from zentitle_stripe.exceptions import LeaseLost
+    from zentitle_stripe.fencing import Fence
+    from zentitle_stripe.storage import MemoryStorage
+
+    group = group_id(client)
+    now = [1_000_000.0]
+    storage = MemoryStorage()
+    fence = Fence(owner="w1", lease_seconds=120.0, clock=lambda: now[0], started=now[0])
+    assert storage.acquire_lock("subscription:sub_1", owner="w1", lease_seconds=120, now=now[0])
+    fence.hold_lock(storage, "subscription:sub_1", expires=now[0] + 120)
+    now[0] += 10
+    # Another worker, its clock a lease ahead, takes the lock over.
+    later = now[0] + 121
+    assert storage.acquire_lock("subscription:sub_1", owner="w2", lease_seconds=120, now=later)
+    with fence.active(), pytest.raises(LeaseLost, match="subscription:sub_1"):
+        client.extend_entitlement_group(group, ["addon"])
+    assert emulator.count("POST", EXTEND.format(group)) == 0
+    assert skus(emulator, group) == ["pro"]
