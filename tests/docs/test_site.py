@@ -32,7 +32,7 @@ SPHINX_ROLE = re.compile(r":(?:py:)?(class|meth|func|attr|data|mod|exc|obj|ref):
 REST_MARKUP = re.compile(r"(?m)^\s*\.\. [\w-]+::|\S::[ \t]*$")
 LIST_IN_PARAGRAPH = re.compile(r"\n\s*(?:\d+\.|[-*+])\s+\S")
 # Pages that must open with a picture (the sources of the others are checked as written).
-PAGES_WITH_DIAGRAMS = {"concepts.md": 2, "flows.md": 4}
+PAGES_WITH_DIAGRAMS = {"concepts.md": 2, "flows.md": 4, "lifecycle.md": 1}
 # The flows that must each have a diagram: the heading (its id) on flows.md above it.
 FLOW_DIAGRAMS = ("first-payment", "renewal", "cancellation", "zentitle2-webhook")
 QUICKSTART_STEPS_HEADING = "2-stripe-test-mode-step-by-step"

@@ -19,6 +19,7 @@ from zentitle_stripe.testing import (
     EmulatedWorld,
     charge_dispute_created_event,
     charge_refunded_event,
+    make_event,
 )
 
 STRICT = LifecyclePolicy(refund="disable", dispute="disable")
@@ -150,6 +151,27 @@ def test_a_renewal_after_the_revocation_grants_nothing_until_enabled_by_hand(
     assert world.deliver(following).outcome.kind is OutcomeKind.RENEWED
     assert not Hold.read(flows(world), subscription_id).held
     assert live(world, subscription_id) == 1
+
+
+@pytest.mark.parametrize(
+    "event_type", ["customer.subscription.updated", "customer.subscription.resumed"]
+)
+def test_no_subscription_event_re_enables_a_held_licence(
+    world: EmulatedWorld, event_type: str
+) -> None:
+    """Whatever flow could enable a licence (a resume, a status that is fine again), the
+    hold comes first."""
+    subscription_id, paid = started(world)
+    assert world.deliver(paid).status == 200
+    assert world.deliver(world.stripe_emulator.dispute_invoice(invoice_of(paid))).status == 200
+    subscription = world.stripe_emulator.subscription(subscription_id)
+    event = make_event(event_type, subscription, api_version=world.stripe_emulator.api_version)
+
+    response = world.deliver(event)
+
+    assert response.status == 200, detail(response)
+    assert response.outcome.kind is OutcomeKind.IGNORED
+    assert live(world, subscription_id) == 0
 
 
 def test_a_refund_of_a_renewal_invoice_disables(world: EmulatedWorld) -> None:
