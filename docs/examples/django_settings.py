@@ -5,6 +5,8 @@ Without ``ZENTITLE_STRIPE`` the same names are read from the environment.
 
 import os
 
+from zentitle_stripe.logging import dict_config
+
 ZENTITLE_STRIPE = {
     # The keys are the environment variable names (see Configuration).
     "STRIPE_API_KEY": os.environ["STRIPE_API_KEY"],
@@ -21,3 +23,7 @@ ZENTITLE_STRIPE = {
     # Only needed against the emulators (the offline demo, tests):
     "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", ""),
 }
+
+# One JSON object per line on stderr for the library's logs (outcome, reason, event
+# fields); dict_config(log_format="text") for plain lines.
+LOGGING = dict_config()

@@ -10,7 +10,6 @@ Starlette and uvicorn are imported only when used, so importing this module cost
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import signal
@@ -22,6 +21,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from .exceptions import MissingExtraError
+from .logging import TEXT_FORMAT, JsonLogFormatter
 from .provisioner import Provisioner
 from .services import Services
 
@@ -35,18 +35,6 @@ __all__ = ["JsonLogFormatter", "configure_logging", "create_app", "run", "serve_
 LogFormat = Literal["json", "text"]
 
 logger = logging.getLogger("zentitle_stripe")
-
-# The `extra` fields the core attaches to its per-event log records, in output order.
-EVENT_FIELDS = (
-    "source",
-    "event_id",
-    "event_type",
-    "outcome",
-    "status",
-    "duration_ms",
-    "detail",
-    "diagnosis",
-)
 
 
 def _require_server_extra() -> None:
@@ -111,36 +99,13 @@ def create_app(
     )
 
 
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the event fields.
-
-    The event fields are the `extra` the core attaches (id, type, outcome, status,
-    duration); only those whitelisted names are copied, so nothing else leaks into logs.
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for field in EVENT_FIELDS:
-            if field in record.__dict__:
-                entry[field] = record.__dict__[field]
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
 def configure_logging(log_format: LogFormat = "text", level: str = "info") -> None:
     """Send the `zentitle_stripe` and uvicorn logs to stderr, as JSON lines or text."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonLogFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     for name in ("zentitle_stripe", "uvicorn", "uvicorn.access"):
         target = logging.getLogger(name)
         target.handlers = [handler]

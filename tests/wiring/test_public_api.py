@@ -317,6 +317,8 @@ PUBLIC_API: dict[str, set[str]] = {
     "zentitle_stripe.django.apps": {"ZentitleStripeConfig"},
     "zentitle_stripe.django.checks": {"TAG", "check_settings", "check_urls", "register"},
     "zentitle_stripe.django.admin_views": {"events_view"},
+    "zentitle_stripe.logging": {"EVENT_FIELDS", "TEXT_FORMAT", "JsonLogFormatter", "dict_config"},
+    "zentitle_stripe.telemetry": {"disable", "enable", "enabled", "reset", "route_template"},
     "zentitle_stripe.server": {
         "JsonLogFormatter",
         "configure_logging",
