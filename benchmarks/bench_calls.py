@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from zentitle_stripe.policy import LifecyclePolicy
 from zentitle_stripe.testing import EmulatedWorld
 
 TOKEN_PATH = "/protocol/openid-connect/token"
@@ -77,7 +78,7 @@ class Counter:
 
 def run(multiply_seats: int = 2) -> tuple[list[tuple[str, Calls]], int]:
     """Every scenario in order; returns ``(label, calls)`` rows and the token total."""
-    counter = Counter()
+    counter = Counter(policy=LifecyclePolicy(refund="disable", dispute="disable"))
     world = counter.world
     skus = [f"SKU-{i}" for i in range(5)]
     for sku in skus:
@@ -114,6 +115,21 @@ def run(multiply_seats: int = 2) -> tuple[list[tuple[str, Calls]], int]:
     updated, _ = world.change_items(subscriptions[1], [(prices[0], 1), (prices[1], 3)])
     rows.append(("added product (extend), qty 3", counter.deliver(updated, "updated")))
     rows.append(("  duplicate delivery", counter.deliver(updated, "duplicate")))
+
+    for k in (1, 2):
+        sub, paid = world.subscribe(known, [(p, 1) for p in prices[:k]])
+        counter.deliver(paid, "provisioned")
+        invoice = paid["data"]["object"]["id"]
+        partial = world.stripe_emulator.refund_invoice(invoice, amount=100)
+        rows.append((f"partial refund, k={k}", counter.deliver(partial, "ignored")))
+        refund = world.stripe_emulator.refund_invoice(invoice)
+        rows.append((f"full refund (disable), k={k}", counter.deliver(refund, "revoked")))
+        rows.append((f"  renewal while held, k={k}", counter.deliver(world.renew(sub), "ignored")))
+    sub, paid = world.subscribe(known, [(prices[0], 1)])
+    counter.deliver(paid, "provisioned")
+    dispute = world.stripe_emulator.dispute_invoice(paid["data"]["object"]["id"])
+    rows.append(("dispute (disable), k=1", counter.deliver(dispute, "revoked")))
+    rows.append(("  duplicate delivery", counter.deliver(dispute, "duplicate")))
 
     for k in (1, 2, 5):
         cancellation = world.cancel(subscriptions[k])

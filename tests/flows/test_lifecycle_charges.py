@@ -6,6 +6,7 @@ failures; a later payment never silently undoes the revocation."""
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 
 import pytest
@@ -313,3 +314,44 @@ def test_a_zentitle_failure_while_disabling_is_retried(world: EmulatedWorld, fau
     assert world.deliver(world.renew(subscription_id)).outcome.kind is OutcomeKind.IGNORED
     assert world.deliver(event).status == 200
     assert live(world, subscription_id) == 0
+
+
+# -- the remote-call budget (docs/benchmarks.md) ------------------------------------------
+
+
+def _route(path: str) -> str:
+    """A Stripe request's route, ids left out: `/v1/charges/`, `/v1/invoice_payments`..."""
+    return re.sub(r"/(ch|in)_\w+$", "/", path)
+
+
+@pytest.mark.parametrize("kind", ["refund", "dispute"])
+def test_the_call_budget_of_a_revocation(world: EmulatedWorld, kind: str) -> None:
+    """Stripe: the charge (refunds only), the invoice payment where the charge no longer
+    names its invoice, the invoice; Zentitle2: the group, then one disable each; a
+    renewal while held reads the group only."""
+    world.zentitle_emulator.token_lifetime = 10 * 366 * 24 * 3600  # a renewal moves a year
+    world.offering("ADDON-1Y")
+    subscription_id, paid = world.subscribe(
+        world.customer(), [(world.price("PRO-1Y"), 1), (world.price("ADDON-1Y"), 1)]
+    )
+    assert world.deliver(paid).status == 200
+    event = revocation(world, kind, invoice_of(paid))
+    stripe, zentitle = world.stripe_emulator, world.zentitle_emulator
+    stripe.reset_requests()
+    zentitle.reset_requests()
+
+    assert world.deliver(event).outcome.kind is OutcomeKind.REVOKED
+
+    names_its_invoice = kind == "refund" and stripe.api_version < "2025-03-31"
+    expected = ["/v1/charges/"] if kind == "refund" else []
+    expected += [] if names_its_invoice else ["/v1/invoice_payments"]
+    expected += ["/v1/invoices/"]
+    assert [_route(r.path) for r in stripe.requests] == expected
+    assert all(r.method == "GET" for r in stripe.requests)
+    assert [r.method for r in zentitle.requests] == ["GET", "PATCH", "PATCH"]
+    zentitle.reset_requests()
+    stripe.reset_requests()
+    renewal = world.deliver(world.renew(subscription_id))
+    assert renewal.outcome.kind is OutcomeKind.IGNORED
+    assert [r.method for r in zentitle.requests] == ["GET"]
+    assert stripe.requests == []
