@@ -20,8 +20,9 @@ provisioned makes that payment create nothing. The hold is lifted once someone e
 an entitlement of the group by hand (in Zentitle2, or `PATCH
 /api/v1/entitlements/{id}/enable`): the next event finds a live entitlement, lifts it,
 and the flows carry on (a renewal extends the licence again). Without a group there is
-nothing to enable: [`release_hold`][zentitle_stripe.flows.charges.release_hold] lifts
-it, then `zentitle-stripe replay` the first `invoice.paid`.
+nothing to enable: `zentitle-stripe release SUBSCRIPTION` lifts it
+([`release_hold`][zentitle_stripe.flows.charges.release_hold]), then `zentitle-stripe
+replay` the first `invoice.paid`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import attrs
 from ..catalogue import SWITCHED_OFF_ENTITLEMENT_STATUSES as _INACTIVE
 from ..exceptions import InvalidPayloadError
 from ..responses import Outcome, OutcomeKind
+from ..storage import Storage
 from ..stripe.charges import Charge, Dispute, parse_charge, parse_dispute
 from ..stripe.events import StripeEvent
 from .cancellation import _find_orphan_group, disable_group
@@ -104,11 +106,17 @@ class Hold:
         return attrs.evolve(self, reason=None, confirmed=False)
 
 
-def release_hold(ctx: FlowContext, subscription_id: str) -> bool:
-    """Lift the hold of `subscription_id` by hand; whether there was one."""
-    hold = Hold.read(ctx, subscription_id)
-    hold.lift(ctx)
-    return hold.held
+def release_hold(storage: Storage, subscription_id: str) -> str | None:
+    """Lift the hold of `subscription_id` by hand (`zentitle-stripe release`: a dispute
+    won, a refund reversed); what it was for, or `None` when there was none. It enables
+    nothing: enable the entitlements in Zentitle2, or replay the first `invoice.paid`
+    when the hold kept it from creating any."""
+    key = Hold.key(subscription_id)
+    value = storage.get_customer_link(key)
+    if value is None or value == RELEASED:
+        return None
+    storage.put_customer_link(key, RELEASED)
+    return value.partition("|")[2] or value
 
 
 def held_back(ctx: FlowContext, subscription_id: str) -> Outcome | None:
