@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support import detail
-from zentitle_stripe import OutcomeKind
+from zentitle_stripe import OutcomeKind, ops
 from zentitle_stripe.flows import Provisioning
 from zentitle_stripe.flows.charges import Hold, release_hold
 from zentitle_stripe.policy import LifecyclePolicy
@@ -173,6 +173,18 @@ def test_no_subscription_event_re_enables_a_held_licence(
     assert response.status == 200, detail(response)
     assert response.outcome.kind is OutcomeKind.IGNORED
     assert live(world, subscription_id) == 0
+
+
+def test_reconcile_reports_no_drift_for_a_held_subscription(world: EmulatedWorld) -> None:
+    """Disabled on purpose, so `reconcile` does not call it unlicensed, until released."""
+    subscription_id, paid = started(world)
+    assert world.deliver(paid).status == 200
+    assert world.deliver(world.stripe_emulator.refund_invoice(invoice_of(paid))).status == 200
+
+    assert ops.find_drift(world.stripe, world.zentitle, world.storage) == []
+    assert release_hold(world.storage, subscription_id) is not None
+    [drift] = ops.find_drift(world.stripe, world.zentitle, world.storage)
+    assert (drift.kind, drift.subscription_id) == ("unlicensed", subscription_id)
 
 
 def test_a_refund_of_a_renewal_invoice_disables(world: EmulatedWorld) -> None:

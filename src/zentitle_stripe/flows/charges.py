@@ -47,6 +47,7 @@ __all__ = [
     "charge_event",
     "charge_ignored",
     "held_back",
+    "held_for",
     "release_hold",
 ]
 
@@ -106,17 +107,23 @@ class Hold:
         return attrs.evolve(self, reason=None, confirmed=False)
 
 
+def held_for(storage: Storage, subscription_id: str) -> str | None:
+    """Why `subscription_id` is held (a refund or dispute disabled it), `None` if not."""
+    value = storage.get_customer_link(Hold.key(subscription_id))
+    if value is None or value == RELEASED:
+        return None
+    return value.partition("|")[2] or value
+
+
 def release_hold(storage: Storage, subscription_id: str) -> str | None:
     """Lift the hold of `subscription_id` by hand (`zentitle-stripe release`: a dispute
     won, a refund reversed); what it was for, or `None` when there was none. It enables
     nothing: enable the entitlements in Zentitle2, or replay the first `invoice.paid`
     when the hold kept it from creating any."""
-    key = Hold.key(subscription_id)
-    value = storage.get_customer_link(key)
-    if value is None or value == RELEASED:
-        return None
-    storage.put_customer_link(key, RELEASED)
-    return value.partition("|")[2] or value
+    reason = held_for(storage, subscription_id)
+    if reason is not None:
+        storage.put_customer_link(Hold.key(subscription_id), RELEASED)
+    return reason
 
 
 def held_back(ctx: FlowContext, subscription_id: str) -> Outcome | None:

@@ -15,6 +15,7 @@ import attrs
 
 from ..catalogue import CUSTOMER_METADATA_KEY, is_live, resolve_sku
 from ..exceptions import StripeAPIError
+from ..flows.charges import held_for
 from ._common import Progress, every, quiet
 
 if TYPE_CHECKING:
@@ -120,8 +121,8 @@ def _unlicensed(
     candidates = by_ref.get(subscription.id, [])
     if linked:
         candidates = [g for g in candidates if g.customer_id in (linked, None)]
-    if any(_live(g) for g in candidates):
-        return None
+    if any(_live(g) for g in candidates) or held_for(storage, subscription.id):
+        return None  # live, or disabled on purpose for a refund or dispute
     if linked is None and customer:
         try:
             linked = stripe.retrieve_customer(customer).metadata.get(CUSTOMER_METADATA_KEY)
