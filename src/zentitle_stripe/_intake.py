@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .ledger import Ledger
     from .zentitle_webhooks import ZentitleEvent
 
-__all__ = ["STRIPE", "ZENTITLE", "refused", "stripe_record", "zentitle_record"]
+__all__ = ["STRIPE", "ZENTITLE", "not_replayed", "refused", "stripe_record", "zentitle_record"]
 
 STRIPE = "stripe"
 ZENTITLE = "zentitle"
@@ -69,3 +69,13 @@ def refused(ledger: Ledger, source: str, exc: Exception, started: float) -> Webh
         source, None, None, failure.outcome, failure.status, started, diagnosis=failure.diagnosis
     )
     return failure.response()
+
+
+def not_replayed(
+    source: str, event_id: str, event_type: str | None, exc: Exception, started: float
+) -> WebhookResponse:
+    """The answer, logged like any other, to a replay that cannot run (an event never
+    recorded, or one no handler here would see); nothing is changed."""
+    failure = classify(exc)
+    log_answer(source, event_id, event_type, failure.outcome, failure.status, started)
+    return failure.response(event_id=event_id, event_type=event_type)

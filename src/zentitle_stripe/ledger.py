@@ -305,7 +305,10 @@ def log_answer(
         level = logging.INFO
     if not logger.isEnabledFor(level):
         return
-    what = f"event {event_id} ({event_type})" if event_id else "webhook, not recorded"
+    if not event_id:
+        what = "webhook, not recorded"
+    else:
+        what = f"event {event_id} ({event_type})" if event_type else f"event {event_id}"
     why = f": {outcome.reason}" if outcome.reason else ""
     seen = f" [{diagnosis}]" if diagnosis else ""
     logger.log(

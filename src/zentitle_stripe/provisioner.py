@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import telemetry
 from ._closing import Closer
-from ._intake import STRIPE, ZENTITLE, refused, stripe_record, zentitle_record
+from ._intake import STRIPE, ZENTITLE, not_replayed, refused, stripe_record, zentitle_record
 from ._untrusted import bounded_body, finite_number
 from ._work import (
     EventProcessor,
@@ -39,7 +39,7 @@ from .exceptions import (
 )
 from .ledger import Ledger
 from .policy import DEFAULT_POLICY, LifecyclePolicy
-from .responses import WebhookResponse, classify
+from .responses import WebhookResponse
 from .signature import DEFAULT_TOLERANCE, verify_stripe_signature
 from .storage import EventRecord, Storage
 from .zentitle_router import Router, ZentitleHandler
@@ -288,11 +288,11 @@ class Provisioner:
         record = self.storage.get_event(event_id, source)
         if record is None:
             missing = EventNotFound(f"no recorded {source} event {event_id}")
-            return classify(missing).response(event_id=event_id)
+            return not_replayed(source, event_id, None, missing, started)
         try:
             work = _replay_work(self.zentitle_router, self.processor, record)
         except ProvisioningConfigError as exc:  # a replay that calls nothing is no success
-            return classify(exc).response(event_id=event_id, event_type=record.type)
+            return not_replayed(source, event_id, record.type, exc, started)
         return self._ledger.run(record.as_new_event(), work, started=started, replay=True)
 
     def on_zentitle(self, event_code: str) -> Callable[[Callable[[E], None]], Callable[[E], None]]:

@@ -190,6 +190,16 @@ def test_a_storage_failure_logs_the_error_types_not_the_database(
     assert_nothing_leaked(log, "pw-never-logged")
 
 
+def test_a_replay_that_cannot_run_is_logged(
+    provisioner: Provisioner, log: pytest.LogCaptureFixture
+) -> None:
+    assert provisioner.replay("evt_never").status == 404
+    line = only_line(log)
+    assert line.levelno == logging.WARNING
+    assert line.getMessage().startswith("stripe event evt_never: 404 failed in ")
+    assert line.getMessage().endswith(": no recorded stripe event evt_never")
+
+
 def test_a_bad_zentitle_signature_logs_what_was_checked(log: pytest.LogCaptureFixture) -> None:
     emulator = ZentitleEmulator()
     provisioner = Provisioner(
