@@ -17,13 +17,18 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from . import telemetry
 from ._untrusted import finite_number
 from .exceptions import ConfigurationError, EventInProgress, LeaseLost, ZentitleStripeError
 from .fencing import Fence
+from .hooks import observing
 from .responses import Outcome, OutcomeKind, WebhookResponse, classify
 from .storage import ClaimResult, EventRecord, EventStatus, NewEvent, Storage
+
+if TYPE_CHECKING:
+    from ._hook_runner import HookRunner
 
 __all__ = ["Ledger", "Work", "log_answer", "new_owner"]
 
@@ -72,6 +77,8 @@ class Ledger:
         self.config_error_status = config_error_status
         self.clock = clock
         self.budget = budget
+        self.hooks: HookRunner | None = None
+        """Outcome hooks, set by `Provisioner.on_outcome` (see `_hook_runner`)."""
 
     def run(
         self,
@@ -103,7 +110,7 @@ class Ledger:
         except ZentitleStripeError as exc:
             return self._failed(new, exc, started)
         if claim.result is ClaimResult.DUPLICATE:
-            return self._duplicate(new, claim.record, started)
+            return self._redelivered(new, claim.record, started)
         if claim.result is ClaimResult.IN_PROGRESS:
             busy = EventInProgress("this event is being processed by another worker; retry later")
             return self._failed(new, busy, started)
@@ -148,10 +155,16 @@ class Ledger:
         fence = self.fence(owner, started=now)
         fence.hold_claim(self.storage, new.event_id, new.source, expires=now + self.lease_seconds)
         try:
-            with fence.active():
+            with fence.active(), observing() as seen:
                 outcome = work(owner)
         except Exception as exc:
             return self._failed(new, exc, started, owner=owner), exc
+        hooks, stored = self.hooks or None, None
+        if hooks is not None:  # outcome hooks: recorded while the claim is held
+            try:
+                outcome, stored = hooks.record(new, outcome, seen)
+            except ZentitleStripeError as exc:
+                return self._failed(new, exc, started, owner=owner), exc
         try:
             finished = self._finish(new, owner, EventStatus.DONE, outcome.kind, outcome.reason)
         except ZentitleStripeError as exc:
@@ -160,6 +173,8 @@ class Ledger:
             # A successor holds the claim now: it records the outcome, not this worker.
             lost = _finished_elsewhere()
             return self._failed(new, lost, started), lost
+        if hooks is not None and stored is not None:  # done: now the hooks, then answer
+            return hooks.answer(new, outcome, stored, started), None
         log_answer(new.source, new.event_id, new.type, outcome, 200, started)
         response = WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
         return response, None
@@ -231,6 +246,18 @@ class Ledger:
             error=error,
             now=self.clock(),
         )
+
+    def _redelivered(self, new: NewEvent, record: EventRecord, started: float) -> WebhookResponse:
+        """A done event delivered again: its unfinished outcome hooks run, if it has any
+        (see [`hooks`][zentitle_stripe.hooks]); otherwise a duplicate."""
+        if self.hooks:
+            try:
+                answered = self.hooks.redelivered(new, record, started)
+            except ZentitleStripeError as exc:
+                return self._failed(new, exc, started)
+            if answered is not None:
+                return answered
+        return self._duplicate(new, record, started)
 
     def _duplicate(self, new: NewEvent, record: EventRecord, started: float) -> WebhookResponse:
         earlier = f"{record.outcome}: {record.detail}" if record.outcome else "done"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import telemetry
 from ._closing import Closer
+from ._hook_runner import OutcomeHooks
 from ._intake import STRIPE, ZENTITLE, not_replayed, refused, stripe_record, zentitle_record
 from ._untrusted import bounded_body, finite_number
 from ._work import (
@@ -93,7 +94,7 @@ def process_queued(
     return provisioner._ledger.run_claimed(record, work, started=started)
 
 
-class Provisioner:
+class Provisioner(OutcomeHooks):
     """Turns verified Stripe events into Zentitle2 licences, exactly once.
 
     Build it with [`from_env`][zentitle_stripe.Provisioner.from_env] (real clients, wired

@@ -84,7 +84,9 @@ class Worker:
                 self._sleep(self.idle_seconds)
 
     def run_once(self) -> int:
-        """Process up to `batch` due events; how many were processed."""
+        """Process up to `batch` due events, then the outcome hooks that are due (a
+        failed one after its backoff, at most `max_attempts` times); how many events
+        were processed."""
         done = 0
         while done < self.batch and not self.stopping:
             if not self._respect_throttle():
@@ -96,6 +98,8 @@ class Worker:
                 break
             self.process(record)
             done += 1
+        if not self.stopping:
+            self.provisioner.run_due_hooks(max_attempts=self.max_attempts, limit=self.batch)
         return done
 
     def process(self, record: EventRecord) -> WebhookResponse:

@@ -290,3 +290,37 @@ def test_the_example_test_files_pass_under_pytest() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout
     assert "failed" not in result.stdout
+
+
+# -- outcome_hooks.py ----------------------------------------------------------------------
+
+
+def test_outcome_hooks_welcome_once_and_feed_every_change(
+    world: EmulatedWorld, load_example: Callable[[str], ModuleType]
+) -> None:
+    example = load_example("outcome_hooks")
+    sent: list[tuple[str, str]] = []
+    down = True
+
+    def notify(to: str, text: str) -> None:
+        if to == "#sales" and down:
+            raise ConnectionError("chat is down")
+        sent.append((to, text))
+
+    example.register(world.provisioner, notify)
+    customer = world.customer()
+    subscription_id, paid = world.subscribe(customer, [(world.price("PRO-1Y"), 1)])
+    assert world.deliver(paid).status == 500  # the feed failed: Stripe will redeliver
+    codes = world.activation_codes(subscription_id)
+    assert sent == [
+        (
+            f"stripe-customer:{customer}",
+            f"Your PRO-1Y licence is ready; activation code(s): {codes}",
+        )
+    ]
+    down = False
+    assert world.deliver(paid).status == 200  # the redelivery runs only the feed
+    assert [to for to, _ in sent] == [f"stripe-customer:{customer}", "#sales"]
+    world.deliver(world.cancel(subscription_id))
+    assert sent[-1][0] == "#sales"
+    assert sent[-1][1].startswith(f"revoked: {subscription_id}")

@@ -22,6 +22,7 @@ from .._untrusted import finite_number
 from ..config import SeatPolicy
 from ..exceptions import TransientError
 from ..fencing import Fence, current_fence
+from ..hooks import observe_group, observe_state
 from ..policy import DEFAULT_POLICY, LifecyclePolicy
 from ..storage import Storage, SubscriptionState
 from .locks import storage_lock
@@ -121,11 +122,14 @@ class FlowContext:
         """
         self.fence.check()
         self.storage.put_subscription(state)
+        observe_state(state)  # what an outcome hook is told (see `hooks`)
         return state.stored()
 
     def subscription_state(self, subscription_id: str) -> SubscriptionState:
         """What storage knows of a subscription; a fresh state for one never seen."""
-        return self.storage.get_subscription(subscription_id) or SubscriptionState(subscription_id)
+        state = self.storage.get_subscription(subscription_id) or SubscriptionState(subscription_id)
+        observe_state(state)
+        return state
 
     def find_group(
         self, subscription_id: str, customer_id: str | None, *, bounded: bool = False
@@ -151,6 +155,7 @@ class FlowContext:
         if group is not None and not group.activation_codes:
             # A list entry may omit its codes (the contract allows it): read the group.
             group = self.zentitle.get_entitlement_group(group.id)
+        observe_group(group)
         return group
 
     def group_with_entitlements(self, group_id: str) -> EntitlementGroup:
@@ -162,4 +167,5 @@ class FlowContext:
                 "be creating them); retry later",
                 retry_after=10,
             )
+        observe_group(group)
         return group

@@ -25,6 +25,7 @@ from ..catalogue import (
     resolve_sku,
 )
 from ..exceptions import ProvisioningConfigError, ZentitleAPIError
+from ..hooks import observe_group, observe_skus
 from ..responses import Outcome, OutcomeKind
 from ..storage import SubscriptionState
 from ..stripe.events import Invoice, InvoiceLine
@@ -72,6 +73,7 @@ def provision(
             f"{SKU_METADATA_KEY!r}, so there is nothing to license"
         )
     seats = {line.sku: _offering_seats(ctx, line) for line in lines}
+    observe_skus(line.sku for line in lines)  # for outcome hooks (see `hooks`)
 
     created_group = False
     if state.group_id is None:
@@ -95,6 +97,7 @@ def provision(
         # Seats before recording: a crash in between leaves a group the retry finds
         # and whose seat counts it reads before setting any again.
         _apply_seats(ctx, group, lines, seats, fresh=fresh)
+        observe_group(group)  # a created group, for outcome hooks (see `hooks`)
         state = attrs.evolve(
             state, group_id=group.id, activation_codes=tuple(group.activation_codes)
         )
