@@ -72,12 +72,18 @@ def test_the_required_events_are_what_provisioning_handles() -> None:
     # customer.subscription.updated is handled but optional: every renewal reconciles
     # the items too, so an endpoint without it heals at the next invoice.
     provisioning = flows.Provisioning(zentitle=None, stripe=None, storage=None)  # type: ignore[arg-type]
-    # Refunds and disputes are handled whatever the policy, so that `ignore` says so.
-    charges = {"charge.refunded", "charge.dispute.created"}
-    assert provisioning.event_types - charges == frozenset(
+    # Refunds, disputes and pauses are handled whatever the policy, so that `ignore`
+    # says so.
+    always = {
+        "charge.refunded",
+        "charge.dispute.created",
+        "customer.subscription.paused",
+        "customer.subscription.resumed",
+    }
+    assert provisioning.event_types - always == frozenset(
         (*catalogue.REQUIRED_EVENTS, "customer.subscription.updated")
     )
-    assert provisioning.event_types - charges <= set(provisioning.policy.events())
+    assert provisioning.event_types - always <= set(provisioning.policy.events())
     assert ops.REQUIRED_EVENTS == catalogue.REQUIRED_EVENTS
 
 

@@ -176,6 +176,16 @@ class SubscriptionState:
     canceled: bool = False
     renewed_invoices: tuple[str, ...] = ()
     """Invoice ids whose renewal was applied, newest last (bounded)."""
+    trial_until: int | None = None
+    """The licence was granted for a trial and expires then (unix seconds); cleared by
+    the first paid invoice, so it also says "never paid"."""
+    suspended: str | None = None
+    """Why the flows disabled the licence for the subscription's status (`paused`,
+    `unpaid`, ...); only a licence disabled this way is enabled again. May be set
+    before the licence exists, so a late first payment provisions it disabled."""
+    grace_until: int | None = None
+    """The expiry the `past_due` grace set (unix seconds), so the paid invoice that
+    ends the trouble sets the paid period's end instead of adding a period to it."""
     version: int = attrs.field(default=0, eq=False)
     """How many times this state was stored: 0 for one never stored. A write is
     compare-and-set on it (see

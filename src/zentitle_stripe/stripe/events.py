@@ -101,6 +101,9 @@ class Invoice:
     lines_readable: bool = True
     """False when the payload has no readable `lines.data` list: a malformed invoice,
     never one with nothing to license."""
+    amount_paid: int | None = None
+    """What was paid (smallest currency unit); 0 for a trial's first invoice, `None`
+    when the payload does not say."""
 
     @property
     def is_subscription_invoice(self) -> bool:
@@ -139,6 +142,15 @@ class Subscription:
     items_has_more: bool
     ended_at: int | None
     cancellation_reason: str | None
+    trial_end: int | None = None
+    """When the trial ends (or ended); `None` for a subscription never on trial."""
+    cancel_at_period_end: bool = False
+    """A cancellation is scheduled for the period's end (nothing changes until then)."""
+    pause_collection: str | None = None
+    """`pause_collection.behavior` when payment collection is paused (the status stays
+    `active`: Stripe's way to offer the service for free for a while), else `None`."""
+    current_period_start: int | None = None
+    """The current period's start: top-level before basil, on the items since."""
 
 
 def parse_event(payload: bytes | str) -> StripeEvent:
@@ -206,7 +218,12 @@ def parse_invoice(obj: Mapping[str, Any]) -> Invoice:
         lines=lines,
         lines_has_more=lines_obj.get("has_more") is True,
         lines_readable=readable,
+        amount_paid=_amount(obj.get("amount_paid")),
     )
+
+
+def _amount(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None
 
 
 def parse_invoice_line(obj: Mapping[str, Any]) -> InvoiceLine:
@@ -273,6 +290,7 @@ def parse_subscription(obj: Mapping[str, Any]) -> Subscription:
             )
         )
     details = as_map(obj.get("cancellation_details"))
+    first_item = as_map(as_list(items_obj.get("data"))[0]) if items else EMPTY
     return Subscription(
         id=subscription_id,
         customer_id=as_id(obj.get("customer"), f"subscription {subscription_id}: the customer"),
@@ -282,4 +300,17 @@ def parse_subscription(obj: Mapping[str, Any]) -> Subscription:
         items_has_more=items_obj.get("has_more") is True,
         ended_at=as_time(obj.get("ended_at")),
         cancellation_reason=as_str(details.get("reason")),
+        trial_end=as_time(obj.get("trial_end")),
+        cancel_at_period_end=obj.get("cancel_at_period_end") is True,
+        pause_collection=_pause_behavior(obj.get("pause_collection")),
+        current_period_start=as_time(first_item.get("current_period_start"))
+        or as_time(obj.get("current_period_start")),
     )
+
+
+def _pause_behavior(value: Any) -> str | None:
+    """`pause_collection.behavior`; a present object without a readable one still means
+    paused collection (the harsher reading), shown as `"unknown"`."""
+    if type(value) is not dict:
+        return None
+    return as_str(value.get("behavior")) or "unknown"

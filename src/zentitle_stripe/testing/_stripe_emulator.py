@@ -27,9 +27,9 @@ from ._stripe_resources import (
     _CatalogueRoutes,
     _CustomerRoutes,
     _EventRoutes,
-    _SubscriptionRoutes,
     _WebhookEndpointRoutes,
 )
+from ._stripe_stories import _StatusStories
 
 __all__ = ["FaultKind", "RecordedRequest", "StripeEmulator"]
 
@@ -37,7 +37,7 @@ __all__ = ["FaultKind", "RecordedRequest", "StripeEmulator"]
 class StripeEmulator(
     _CatalogueRoutes,
     _CustomerRoutes,
-    _SubscriptionRoutes,
+    _StatusStories,
     _WebhookEndpointRoutes,
     _EventRoutes,
     _PaymentRoutes,
@@ -158,10 +158,18 @@ class StripeEmulator(
     # -- stories: each returns the webhook event Stripe would send --------------------------
 
     def create_subscription(
-        self, customer_id: str, items: Sequence[tuple[str, int]]
+        self,
+        customer_id: str,
+        items: Sequence[tuple[str, int]],
+        *,
+        trial_days: int | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Start a subscription on `(price_id, quantity)` items and pay its first invoice;
-        returns `(subscription_id, invoice.paid event)`."""
+        returns `(subscription_id, invoice.paid event)`.
+
+        With `trial_days` it starts `trialing`: the first period ends at `trial_end` and
+        its invoice (`subscription_create`) is paid at 0, as Stripe bills a trial.
+        """
         with self._lock:
             self._require(self._customers, customer_id, "customer")
             if not items:
@@ -172,10 +180,11 @@ class StripeEmulator(
                     raise ValueError(f"price {price['id']} is not recurring")
             subscription_id = self._new_id("sub")
             start = self.now
+            trial_end = start + trial_days * 86400 if trial_days else None
             subscription: _JSON = {
                 "id": subscription_id,
                 "customer": customer_id,
-                "status": "active",
+                "status": "trialing" if trial_end else "active",
                 "created": start,
                 "metadata": {},
                 "items": [
@@ -183,13 +192,17 @@ class StripeEmulator(
                     for price_id, quantity in items
                 ],
                 "current_period_start": start,
-                "current_period_end": _advance(start, prices[0]),
+                "current_period_end": trial_end or _advance(start, prices[0]),
                 "canceled_at": None,
                 "ended_at": None,
                 "cancellation_reason": None,
+                "trial_start": start if trial_end else None,
+                "trial_end": trial_end,
+                "cancel_at_period_end": False,
             }
             self._subscriptions[subscription_id] = subscription
-            return subscription_id, self._pay_subscription(subscription, "subscription_create")
+            paid = self._pay_subscription(subscription, "subscription_create", free=bool(trial_end))
+            return subscription_id, paid
 
     def renew_subscription(self, subscription_id: str) -> dict[str, Any]:
         """Start the next period and pay it (`invoice.paid`, `subscription_cycle`).
@@ -246,19 +259,6 @@ class StripeEmulator(
                 billing_reason="manual",
                 period=(self.now, self.now),
             )
-
-    def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
-        """Cancel now; returns `customer.subscription.deleted` with the final Subscription
-        (metadata included, e.g. written-back `activation_codes`)."""
-        with self._lock:
-            subscription = self._require(self._subscriptions, subscription_id, "subscription")
-            subscription.update(
-                status="canceled",
-                canceled_at=self.now,
-                ended_at=self.now,
-                cancellation_reason="cancellation_requested",
-            )
-            return self._cancelled_event(subscription)
 
     def sign(self, event: Mapping[str, Any], *, timestamp: int | None = None) -> tuple[bytes, str]:
         """`(body, Stripe-Signature header)` for `event` with the emulator's webhook

@@ -425,8 +425,8 @@ class _SubscriptionRoutes(_StripeAccount):
             "id": sub_id,
             "object": "subscription",
             "billing_cycle_anchor": subscription["created"],
-            "cancel_at": None,
-            "cancel_at_period_end": False,
+            "cancel_at": end if subscription.get("cancel_at_period_end") else None,
+            "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
             "canceled_at": subscription["canceled_at"],
             "cancellation_details": {"comment": None, "feedback": None, "reason": reason},
             "collection_method": "charge_automatically",
@@ -443,23 +443,52 @@ class _SubscriptionRoutes(_StripeAccount):
             },
             "livemode": False,
             "metadata": dict(subscription["metadata"]),
+            "pause_collection": None,
             "start_date": subscription["created"],
             "status": subscription["status"],
+            "trial_end": subscription.get("trial_end"),
+            "trial_start": subscription.get("trial_start"),
         }
+        if not is_old_shape(self.api_version):
+            # endive's `status_details` (2026-09-30: the pause endpoint).
+            paused = subscription["status"] == "paused"
+            rendered["status_details"] = (
+                {"paused": {"subscription": {"type": "requested"}}} if paused else None
+            )
         if is_old_shape(self.api_version):
             # basil moved the period onto the items.
             rendered["current_period_start"] = start
             rendered["current_period_end"] = end
         return rendered
 
-    def _pay_subscription(self, subscription: _JSON, billing_reason: str) -> _JSON:
+    def _pay_subscription(
+        self, subscription: _JSON, billing_reason: str, *, free: bool = False
+    ) -> _JSON:
+        """Pay the current period; `free` bills it at 0 (a trial's first invoice)."""
         return self._invoice_paid(
             subscription["customer"],
             subscription,
             [(item["price"], item["quantity"], item["id"]) for item in subscription["items"]],
             billing_reason=billing_reason,
             period=(subscription["current_period_start"], subscription["current_period_end"]),
+            free=free,
         )
+
+    def _subscription_event(
+        self, event_type: str, subscription: _JSON, previous: _JSON | None = None
+    ) -> _JSON:
+        """Record a `customer.subscription.*` event with the Subscription as it is now
+        and, for `updated`, `data.previous_attributes`."""
+        event = make_event(
+            event_type,
+            self._render_subscription(subscription),
+            event_id=self._new_id("evt"),
+            api_version=self.api_version,
+            created=self.now,
+        )
+        if previous is not None:
+            event["data"]["previous_attributes"] = previous
+        return self._record_event(event)
 
     def _invoice_paid(
         self,
@@ -469,6 +498,7 @@ class _SubscriptionRoutes(_StripeAccount):
         *,
         billing_reason: str,
         period: tuple[int, int],
+        free: bool = False,
     ) -> _JSON:
         """Store a paid invoice and record its `invoice.paid` event.
 
@@ -500,7 +530,7 @@ class _SubscriptionRoutes(_StripeAccount):
             period_start=period[0],
             period_end=period[1],
         )
-        self._match_invoice(event["data"]["object"], subscription, prices, lines)
+        self._match_invoice(event["data"]["object"], subscription, prices, lines, free=free)
         self._settle_invoice(event["data"]["object"])
         return self._record_event(event)
 
@@ -510,6 +540,8 @@ class _SubscriptionRoutes(_StripeAccount):
         subscription: _JSON | None,
         prices: list[_JSON],
         lines: Sequence[_Line],
+        *,
+        free: bool = False,
     ) -> None:
         """Fix up a rendered invoice: real Prices, item ids, amounts, the metadata
         snapshot and the line-list URL; store its lines for `GET .../lines`."""
@@ -517,7 +549,7 @@ class _SubscriptionRoutes(_StripeAccount):
         old_shape = is_old_shape(self.api_version)
         all_lines: list[_JSON] = invoice["lines"]["data"]
         for line, price, (_, quantity, item_id) in zip(all_lines, prices, lines, strict=True):
-            line["amount"] = price["unit_amount"] * quantity
+            line["amount"] = 0 if free else price["unit_amount"] * quantity
             line["invoice"] = invoice_id
             if old_shape:
                 line["price"] = copy.deepcopy(price)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..provisioner import Provisioner
 from ..responses import WebhookResponse
@@ -34,6 +34,8 @@ from ._stripe_emulator import StripeEmulator
 from ._zentitle_emulator import ZentitleEmulator
 
 __all__ = ["EmulatedWorld"]
+
+_T = TypeVar("_T")
 
 Interval = Literal["month", "year"]
 _INTERVALS: dict[str, tuple[str, int]] = {"year": ("year", 1), "month": ("month", 1)}
@@ -131,10 +133,13 @@ class EmulatedWorld:
         return self.stripe_emulator.create_customer(email=email, name=name, **kw)
 
     def subscribe(
-        self, customer_id: str, items: Sequence[tuple[str, int]]
+        self, customer_id: str, items: Sequence[tuple[str, int]], *, trial_days: int | None = None
     ) -> tuple[str, dict[str, Any]]:
-        """Start a subscription; returns its id and the first `invoice.paid` event."""
-        subscription_id, event = self.stripe_emulator.create_subscription(customer_id, items)
+        """Start a subscription (on a trial of `trial_days`, its invoice paid at 0);
+        returns its id and the first `invoice.paid` event."""
+        subscription_id, event = self.stripe_emulator.create_subscription(
+            customer_id, items, trial_days=trial_days
+        )
         self.sync_clocks()
         return subscription_id, event
 
@@ -153,6 +158,53 @@ class EmulatedWorld:
 
     def cancel(self, subscription_id: str) -> dict[str, Any]:
         return self.stripe_emulator.cancel_subscription(subscription_id)
+
+    # Status stories: each returns the events Stripe sends, the clock moved as needed.
+
+    def end_trial(self, subscription_id: str, *, paid: bool = True) -> list[dict[str, Any]]:
+        """See [`StripeEmulator.end_trial`][zentitle_stripe.testing.StripeEmulator.end_trial]."""
+        return self._synced(self.stripe_emulator.end_trial(subscription_id, paid=paid))
+
+    def fail_renewal(self, subscription_id: str) -> dict[str, Any]:
+        """The renewal's payment fails: `past_due` (the update)."""
+        return self._synced(self.stripe_emulator.fail_renewal(subscription_id))
+
+    def set_status(self, subscription_id: str, status: str) -> dict[str, Any]:
+        """`unpaid`, `incomplete_expired`, ... (the update)."""
+        return self._synced(self.stripe_emulator.set_status(subscription_id, status))
+
+    def pay_overdue(self, subscription_id: str) -> list[dict[str, Any]]:
+        """The overdue invoice is paid: `[invoice.paid, updated]`."""
+        return self._synced(self.stripe_emulator.pay_overdue(subscription_id))
+
+    def pause(self, subscription_id: str) -> list[dict[str, Any]]:
+        """`[customer.subscription.paused, updated]`."""
+        return self._synced(self.stripe_emulator.pause(subscription_id))
+
+    def resume(self, subscription_id: str) -> list[dict[str, Any]]:
+        """`[customer.subscription.resumed, updated, invoice.paid]`."""
+        return self._synced(self.stripe_emulator.resume(subscription_id))
+
+    def schedule_cancel(
+        self, subscription_id: str, *, at_period_end: bool = True
+    ) -> dict[str, Any]:
+        """Set or undo `cancel_at_period_end` (the update)."""
+        return self._synced(
+            self.stripe_emulator.schedule_cancel(subscription_id, at_period_end=at_period_end)
+        )
+
+    def end_period(self, subscription_id: str) -> dict[str, Any]:
+        """A subscription set to cancel reaches its period's end: the deletion."""
+        return self._synced(self.stripe_emulator.end_period(subscription_id))
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward."""
+        self.stripe_emulator.now = self.stripe_emulator.now + int(seconds)
+        self.sync_clocks()
+
+    def _synced(self, events: _T) -> _T:
+        self.sync_clocks()
+        return events
 
     def sync_clocks(self) -> None:
         """Set the Zentitle2 emulator's clock to the Stripe emulator's."""
