@@ -36,8 +36,14 @@ from ..stripe.events import Invoice, StripeEvent, Subscription, parse_invoice, p
 from ..zentitle.models import Entitlement
 from .activation import ActivationDetails, activation_details
 from .cancellation import disable_group, subscription_deleted
-from .charges import CHARGE_EVENTS, DISPUTE_EVENT, REFUND_EVENT, charge_event, charge_ignored
-from .charges import held_back
+from .charges import (
+    CHARGE_EVENTS,
+    DISPUTE_EVENT,
+    REFUND_EVENT,
+    charge_event,
+    charge_ignored,
+    held_back,
+)
 from .context import FlowContext
 from .context import logger as logger
 from .customers import pending_key as _pending  # noqa: F401
