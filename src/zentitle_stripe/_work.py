@@ -53,13 +53,8 @@ class _NoProcessor:
 
 def _process_stripe(processor: EventProcessor, event: StripeEvent, owner: str) -> Outcome:
     """The work for a claimed Stripe event: the processor's, unless it has none to do."""
-    if event.thin:
-        return Outcome.ignored(
-            f"thin event ({event.type}) notifications are not supported yet; "
-            "send snapshot events to this endpoint"
-        )
-    if event.type not in processor.event_types:
-        return Outcome.ignored(f"event type {event.type} is not one this endpoint acts on")
+    if event.thin or event.type not in processor.event_types:
+        return _ignored(event)
     try:
         return processor.process(event, owner=owner)
     except InvalidPayloadError as exc:  # the event's own data: no retry or replay changes it
@@ -69,11 +64,21 @@ def _process_stripe(processor: EventProcessor, event: StripeEvent, owner: str) -
         ) from exc
 
 
+def _ignored(event: StripeEvent) -> Outcome:
+    """The outcome of an event no flow acts on (thin, or a type not handled)."""
+    if event.thin:
+        return Outcome.ignored(
+            f"thin event ({event.type}) notifications are not supported yet; "
+            "send snapshot events to this endpoint"
+        )
+    return Outcome.ignored(f"event type {event.type} is not one this endpoint acts on")
+
+
 def _settled(processor: EventProcessor, event: StripeEvent) -> Outcome | None:
     """The outcome of `event` when it certainly needs no work (so it is recorded done in
     one write), else `None`: the same answers `_process_stripe` gives."""
     if event.thin or event.type not in processor.event_types:
-        return _process_stripe(processor, event, "")
+        return _ignored(event)
     settled = getattr(processor, "settled", None)
     return settled(event) if callable(settled) else None
 

@@ -75,6 +75,10 @@ class Outcome:
         return cls(OutcomeKind.IGNORED, reason)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""One encoder for every answer (`json.dumps` with separators builds one per call)."""
+
+
 @attrs.frozen
 class WebhookResponse:
     """A neutral HTTP response: adapters copy `status`, `body` and `headers` out.
@@ -100,14 +104,13 @@ class WebhookResponse:
         event_type: str | None = None,
         retry_after: float | None = None,
     ) -> WebhookResponse:
-        body = json.dumps(
+        body = _COMPACT.encode(
             {
                 "event_id": event_id,
                 "type": event_type,
                 "outcome": outcome.kind.value,
                 "detail": outcome.reason,
-            },
-            separators=(",", ":"),
+            }
         ).encode()
         headers = {"Content-Type": "application/json"}
         if retry_after is not None:

@@ -90,7 +90,7 @@ def test_a_version_1_sqlite_file_is_upgraded_when_opened(tmp_path: Path) -> None
     with sqlite3.connect(path) as conn:  # back to version 1: no history yet
         conn.executescript(
             "DROP TRIGGER zs_events_finished; DROP TRIGGER zs_events_taken_over;"
-            "DROP TABLE zs_event_attempts;"
+            "DROP TRIGGER zs_events_settled; DROP TABLE zs_event_attempts;"
             "UPDATE zs_meta SET value = '1' WHERE key = 'schema_version';"
         )
     storage = SQLiteStorage(str(path))
@@ -120,7 +120,7 @@ def test_a_version_2_sqlite_file_gets_the_hook_tables_when_opened(tmp_path: Path
         )
     storage = SQLiteStorage(str(path))
     try:
-        assert _sqlite_version(path) == ("3",)
+        assert _sqlite_version(path) == (str(SCHEMA_VERSION),)
         stored = storage.record_outcome(
             "stripe",
             "evt_1",
@@ -131,6 +131,27 @@ def test_a_version_2_sqlite_file_gets_the_hook_tables_when_opened(tmp_path: Path
             not_before=2.0,
         )
         assert [(r.handler, r.status) for r in stored.runs] == [("a.b", HookStatus.PENDING)]
+    finally:
+        storage.close()
+
+
+def test_a_version_3_sqlite_file_gets_the_settled_trigger(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    SQLiteStorage(str(path)).close()
+    with sqlite3.connect(path) as conn:  # back to version 3: settled attempts written apart
+        conn.executescript(
+            "DROP TRIGGER zs_events_settled;"
+            "UPDATE zs_meta SET value = '3' WHERE key = 'schema_version';"
+        )
+    storage = SQLiteStorage(str(path))
+    try:
+        assert _sqlite_version(path) == ("4",)
+        event = NewEvent(event_id="evt_1", source="stripe", type="customer.updated", payload=b"{}")
+        assert storage.record_settled(event, owner="w1", outcome="ignored", detail="x", now=1.0)
+        record = storage.get_event("evt_1")
+        assert record is not None
+        assert record.claimed_by is None
+        assert [(a.attempt, a.owner, a.status) for a in record.history] == [(1, "w1", "done")]
     finally:
         storage.close()
 

@@ -66,29 +66,32 @@ def _top_level(statements: list[str]) -> list[str]:
     return [s.split()[0].upper() for s in kept]
 
 
-def test_sqlite_settled_event_is_one_write_transaction(
+def test_sqlite_settled_event_is_one_statement(
     sqlite: tuple[SQLiteStorage, list[str]],
 ) -> None:
     storage, statements = sqlite
     provisioner = Provisioner(webhook_secrets=[SECRET], storage=storage)
     event = _unhandled()
     assert _deliver(provisioner, event) is OutcomeKind.IGNORED
-    assert _top_level(statements) == ["SELECT", "BEGIN", "INSERT", "INSERT", "COMMIT"]
+    # The event's insert in autocommit; its trigger writes the attempt.
+    assert _top_level(statements) == ["INSERT"]
     record = storage.get_event(event["id"])
     assert record is not None
     assert record.status is EventStatus.DONE
-    assert [a.status for a in record.history] == ["done"]
+    assert record.claimed_by is None
+    assert [(a.status, a.owner is not None) for a in record.history] == [("done", True)]
 
     statements.clear()
     assert _deliver(provisioner, event) is OutcomeKind.DUPLICATE
-    assert _top_level(statements) == ["SELECT", "SELECT"]  # reads only
+    # The insert that changes nothing, then the claim path's lock-free read answers.
+    assert _top_level(statements) == ["INSERT", "SELECT"]
 
 
 def test_sqlite_one_time_payment_is_settled(sqlite: tuple[SQLiteStorage, list[str]]) -> None:
     storage, statements = sqlite
     world_free = Provisioner(webhook_secrets=[SECRET], storage=storage, processor=_OneTime())
     assert _deliver(world_free, _claimed()) is OutcomeKind.IGNORED
-    assert _top_level(statements).count("BEGIN") == 1
+    assert _top_level(statements) == ["INSERT"]
 
 
 class _OneTime(_NoWrites):
@@ -103,14 +106,15 @@ class _OneTime(_NoWrites):
         raise AssertionError("a settled event is never claimed")
 
 
-def test_sqlite_claimed_path_is_two_write_transactions(
+def test_sqlite_claimed_path_is_two_autocommit_writes(
     sqlite: tuple[SQLiteStorage, list[str]],
 ) -> None:
     storage, statements = sqlite
     provisioner = Provisioner(webhook_secrets=[SECRET], storage=storage, processor=_NoWrites())
     assert _deliver(provisioner, _claimed()) is OutcomeKind.PROVISIONED
-    # The lock-free read, the claim (its insert is the decision), the finish (autocommit).
-    assert _top_level(statements) == ["SELECT", "BEGIN", "INSERT", "COMMIT", "UPDATE"]
+    # The lock-free read, the claim (its insert, in autocommit, is the decision), the
+    # finish (autocommit): no BEGIN/COMMIT pair on a first delivery.
+    assert _top_level(statements) == ["SELECT", "INSERT", "UPDATE"]
 
 
 class _Counting:

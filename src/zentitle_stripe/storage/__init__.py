@@ -4,12 +4,16 @@ built-in backends.
 Pick one with a URL (`ZENTITLE_STRIPE_STORAGE`):
 
 - `sqlite:///path/to/file.db` (default `sqlite:///zentitle_stripe.db`): stdlib, WAL,
-  safe across threads and processes on one machine;
+  safe across threads and processes on one machine; `?synchronous=full` syncs every
+  commit to disk, so no event answered 200 is lost on a power loss (see
+  [`SQLiteStorage`][zentitle_stripe.storage.SQLiteStorage]);
 - `memory://`: one process, nothing persisted (tests, demos);
 - `postgresql://...`: several machines (extra `postgres`).
 """
 
 from __future__ import annotations
+
+import urllib.parse
 
 from ..exceptions import ConfigurationError
 from ._base import (
@@ -30,7 +34,7 @@ from ._hooks import HookRun, HookStatus, HookStorage, StoredOutcome
 from ._queue import QueueStats, QueueStorage
 from ._redact import redact_url
 from .memory import MemoryStorage
-from .sqlite import SQLiteStorage
+from .sqlite import SYNCHRONOUS, SQLiteStorage, Synchronous
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
@@ -83,11 +87,10 @@ def open_storage(
             )
         return MemoryStorage()
     if scheme == "sqlite":
-        # sqlite:///relative.db -> "relative.db"; sqlite:////abs/path.db -> "/abs/path.db"
-        path = rest[1:] if rest.startswith("/") else rest
+        path, synchronous = _sqlite_target(rest, setting)
         if existing:
             check_sqlite_exists(path, setting)
-        return SQLiteStorage(path)
+        return SQLiteStorage(path, synchronous=synchronous)
     from .postgres import PostgresStorage
 
     return PostgresStorage(f"{scheme}://{rest}", create_schema=not existing)
@@ -109,4 +112,28 @@ def check_storage_url(url: str, *, setting: str = "ZENTITLE_STRIPE_STORAGE") -> 
         raise ConfigurationError(
             f"{setting} has an unknown scheme {scheme!r}: use sqlite://, memory:// or postgresql://"
         )
+    if scheme == "sqlite":
+        _sqlite_target(rest, setting)
     return scheme, rest
+
+
+def _sqlite_target(rest: str, setting: str) -> tuple[str, Synchronous]:
+    """The file and the `synchronous` option of a `sqlite://` URL's remainder.
+
+    `sqlite:///relative.db` -> `relative.db`; `sqlite:////abs/path.db` -> `/abs/path.db`;
+    `?synchronous=full` (or `normal`, the default) is the only option.
+    """
+    path = rest[1:] if rest.startswith("/") else rest
+    path, _, query = path.partition("?")
+    if not path:
+        raise ConfigurationError(f"{setting} names no SQLite file: use sqlite:///path.db")
+    synchronous: Synchronous = "normal"
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if name != "synchronous" or value.lower() not in SYNCHRONOUS:
+            raise ConfigurationError(
+                f"{setting} has an unknown SQLite option {name}={value!r}: the only one is "
+                "synchronous=normal (the default) or synchronous=full (every commit synced "
+                "to disk: no event answered 200 is lost on a power loss)"
+            )
+        synchronous = "full" if value.lower() == "full" else "normal"
+    return path, synchronous

@@ -129,6 +129,13 @@ BEGIN
     {_INSERT_SQL}(NEW.source, NEW.event_id, NEW.attempts, NEW.updated_at, OLD.claimed_by,
         {_FINISHED_SQL});
 END;
+CREATE TRIGGER IF NOT EXISTS zs_events_settled AFTER INSERT ON zs_events
+WHEN NEW.status = 'done' AND NEW.claimed_by IS NOT NULL
+BEGIN
+    {_INSERT_SQL}(NEW.source, NEW.event_id, NEW.attempts, NEW.updated_at, NEW.claimed_by,
+        {_FINISHED_SQL});
+    UPDATE zs_events SET claimed_by = NULL WHERE rowid = NEW.rowid;
+END;
 CREATE TRIGGER IF NOT EXISTS zs_events_taken_over AFTER UPDATE OF claimed_by ON zs_events
 WHEN OLD.status = 'processing' AND NEW.status = 'processing'
     AND OLD.claimed_by IS NOT NEW.claimed_by
@@ -136,9 +143,12 @@ BEGIN
     {_INSERT_SQL}(NEW.source, NEW.event_id, OLD.attempts, NEW.updated_at, OLD.claimed_by,
         {_ABANDONED_SQL});
 END;
-"""
+"""  # noqa: S608
 """The history table and its triggers (SQLite); `IF NOT EXISTS`, so opening an older
-file adds them."""
+file adds them. `zs_events_settled` (SQLite schema 4) writes the one attempt of an event
+recorded done at once (`record_settled`): the insert carries the settling owner in
+`claimed_by`, the trigger moves it into the attempt and clears it, so the event and its
+attempt are one statement."""
 
 POSTGRES_HISTORY_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS zs_event_attempts (

@@ -1,8 +1,19 @@
 """SQLite storage (stdlib `sqlite3`): the embedded default.
 
 WAL mode lets readers run beside one writer; every write (claims, finishes, locks, state)
-runs inside `BEGIN IMMEDIATE`, which takes SQLite's write lock first, so each decision
-holds across threads *and* processes on one machine. Each thread gets its own connection.
+is one statement in autocommit or runs inside `BEGIN IMMEDIATE`, which takes SQLite's
+write lock first, so each decision holds across threads *and* processes on one machine.
+Each thread gets its own connection; WAL checkpoints run in a background thread
+([`_checkpoint`][zentitle_stripe.storage._checkpoint]), not inside a request's commit.
+
+Durability: `synchronous="normal"` (the default) syncs the log to disk at each
+checkpoint, not at each commit. A commit survives a crash of the process; on a power
+loss or an operating-system crash the last transactions (up to about a second, or 200
+commits) may be lost, never the database's consistency. An event answered 200 in that
+window may be lost with them, and Stripe does not resend an event it got a 200 for:
+`zentitle-stripe reconcile` fetches such events again. `synchronous="full"`
+(`sqlite:///path.db?synchronous=full`) syncs every commit: no acknowledged event is lost
+on power loss, at the price of one disk sync per write.
 """
 
 from __future__ import annotations
@@ -13,31 +24,35 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from ..exceptions import StorageError
 from ._backend import ClaimRequest, Finish
-from ._base import Claim, ClaimResult, EventRecord
+from ._base import Claim, ClaimResult, EventRecord, NewEvent
+from ._checkpoint import Checkpointer
 from ._history import SQLITE_HISTORY_SCHEMA
 from ._hooks import HOOK_TABLES, SQLHooks
 from ._queue import SQLQueue, claim_due
 from ._sql import (
     INSERT_EVENT,
     SELECT_EVENT,
-    SETTLED_ATTEMPT,
     TAKE_OVER_EVENT,
     Row,
     SQLStorage,
     record_in,
-    settled_rows,
     take_over_params,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the initial schema; 2: the attempt history (`zs_event_attempts` and its triggers);
-3: outcome hooks (`zs_outcomes`, `zs_hook_runs`)."""
+3: outcome hooks (`zs_outcomes`, `zs_hook_runs`); 4: the trigger that writes a settled
+event's attempt (`zs_events_settled`)."""
+
+Synchronous = Literal["normal", "full"]
+"""SQLite's `synchronous` setting in WAL mode (see the module for what each keeps)."""
+SYNCHRONOUS: tuple[Synchronous, ...] = ("normal", "full")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS zs_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,8 +101,12 @@ _RECORD_VERSION = (
 )
 
 
-# `changes()`: only when the event's insert above, in the same transaction, took effect.
-_SETTLED_ATTEMPT = f"{SETTLED_ATTEMPT} WHERE changes() = 1"
+_SELECT = SELECT_EVENT.replace("%s", "?")
+_INSERT = INSERT_EVENT.replace("%s", "?")
+_TAKE_OVER = TAKE_OVER_EVENT.replace("%s", "?")
+_NO_FILE = ("", ":memory:")
+_JOURNAL_LIMIT = 64 * 1024 * 1024
+"""Bytes the log file is truncated to when it restarts (after a long storm)."""
 
 _WRITERS: dict[str, threading.Lock] = {}
 _WRITERS_LOCK = threading.Lock()
@@ -101,7 +120,7 @@ def _writer_lock(path: str) -> threading.Lock:
     load); a lock per file queues them fairly in the process. Other processes still
     meet SQLite's own lock and `busy_timeout`.
     """
-    if path == ":memory:" or path.startswith("file:") or not path:
+    if path in _NO_FILE or path.startswith("file:"):
         return threading.Lock()  # a database of this object alone (or one we cannot name)
     with _WRITERS_LOCK:
         return _WRITERS.setdefault(os.path.realpath(path), threading.Lock())
@@ -113,19 +132,53 @@ def _qmark(statement: str) -> str:
     return statement.replace("%s", "?")
 
 
+def _connect(path: str, busy_timeout: float, synchronous: Synchronous) -> sqlite3.Connection:
+    """A connection set up as every connection of the storage is (a module function, so
+    the checkpoint thread can open one without holding the storage)."""
+    conn = sqlite3.connect(
+        path,
+        timeout=busy_timeout,
+        isolation_level=None,  # we issue BEGIN ourselves
+        check_same_thread=False,  # only so close() may run on any thread
+    )
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's thread does it
+    conn.execute(f"PRAGMA journal_size_limit={_JOURNAL_LIMIT}")
+    return conn
+
+
+def settled_row(event: NewEvent, owner: str, outcome: str, detail: str, now: float) -> Row:
+    """The `EVENT_COLUMNS` row of an event recorded done at once: `claimed_by` carries
+    the settling owner, which the `zs_events_settled` trigger moves into its attempt."""
+    return (
+        *(event.event_id, event.source, event.type, "done", 1, event.payload),
+        *(event.created, event.api_version, outcome, detail, None, now, now, owner, None),
+    )
+
+
 class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
     """A [`Storage`][zentitle_stripe.storage.Storage] in one SQLite file."""
 
     _insertion_order = "rowid"
     _ping = "SELECT 1 FROM zs_meta LIMIT 1"
 
-    def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str, *, busy_timeout: float = 10.0, synchronous: Synchronous = "normal"
+    ) -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
         self.path = path
+        self.synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._writer = _writer_lock(path)
+        connect = functools.partial(_connect, path, busy_timeout, synchronous)
+        # A memory database is one per connection: nothing for a thread to checkpoint.
+        self._checkpointer = Checkpointer(connect, enabled=path not in _NO_FILE)
         with self._errors("create the schema"):
             # Constants only: no input reaches this SQL.
             record = _RECORD_VERSION.format(version=SCHEMA_VERSION)
@@ -140,15 +193,7 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout,
-                isolation_level=None,  # we issue BEGIN ourselves
-                check_same_thread=False,  # only so close() may run on any thread
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+            conn = _connect(self.path, self._busy_timeout, self.synchronous)
             self._local.conn = conn
             with self._connections_lock:
                 self._connections.append(conn)
@@ -162,21 +207,23 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
             raise StorageError(f"SQLite storage {self.path!r} could not {doing}: {exc}") from exc
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
+    def _writing(self, conn: sqlite3.Connection) -> Iterator[None]:
         """Hold this process's writer lock of the file (see `_writer_lock`), waiting at
         most the busy timeout: the block holds it only for its statements, never across
-        a remote call."""
+        a remote call. Counts the write for the checkpoint thread."""
         if not self._writer.acquire(timeout=self._busy_timeout):
             raise sqlite3.OperationalError("database is locked (by this process's writers)")
         try:
+            self._checkpointer.before_write(conn)
             yield
         finally:
             self._writer.release()
+        self._checkpointer.committed()
 
     @contextmanager
     def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
         """Run the block in `BEGIN IMMEDIATE` ... `COMMIT` (rollback on error)."""
-        with self._writing():
+        with self._writing(conn):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -194,21 +241,25 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
             conn = self._conn()
             # One statement in autocommit is its own transaction (its triggers included),
             # and takes the write lock before it reads: no BEGIN/COMMIT round needed.
-            with self._writing():
+            with self._writing(conn):
                 return conn.execute(_qmark(statement), params).rowcount
 
-    def _record_settled(self, request: ClaimRequest, finish: Finish) -> bool:
-        record, attempt = settled_rows(request, finish)
+    def record_settled(
+        self, event: NewEvent, *, owner: str, outcome: str, detail: str, now: float
+    ) -> bool:
+        """One statement in autocommit: the insert, whose trigger writes the attempt. A
+        redelivery's insert changes nothing (`False`); the claim path then reads it."""
+        row = settled_row(event, owner, outcome, detail, now)
         with self._errors("record an event"):
             conn = self._conn()
-            # A redelivery (already recorded) needs no write lock: a plain read says so.
-            if conn.execute(_qmark(SELECT_EVENT), request.key).fetchall():
-                return False
-            with self._write(conn):
-                if conn.execute(_qmark(INSERT_EVENT), record.to_row()).rowcount != 1:
-                    return False
-                conn.execute(_qmark(_SETTLED_ATTEMPT), attempt)
-            return True
+            with self._writing(conn):
+                return bool(conn.execute(_INSERT, row).rowcount == 1)
+
+    def _record_settled(self, request: ClaimRequest, finish: Finish) -> bool:
+        event, now = request.event, request.now
+        return self.record_settled(
+            event, owner=finish.owner, outcome=finish.outcome, detail=finish.detail, now=now
+        )
 
     def _transact(
         self, doing: str, block: Callable[[Callable[[str, Sequence[Any]], int]], bool]
@@ -225,23 +276,25 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
     def _claim(self, request: ClaimRequest) -> Claim:
         with self._errors("claim an event"):
             conn = self._conn()
-            select = _qmark(SELECT_EVENT)
             # Fast path without the write lock: duplicates and in-flight events are the
             # common redelivery case and need no write.
-            refusal = request.refusal(record_in(conn.execute(select, request.key).fetchall()))
+            found = record_in(conn.execute(_SELECT, request.key).fetchall())
+            refusal = request.refusal(found)
             if refusal is not None:
                 return refusal
-            with self._write(conn):
+            if found is None:
                 claimed = request.claimed(None)
-                # First delivery: the insert is the decision (nothing to read again).
-                if conn.execute(_qmark(INSERT_EVENT), claimed.to_row()).rowcount == 1:
-                    return Claim(ClaimResult.CLAIMED, claimed)
-                record = record_in(conn.execute(select, request.key).fetchall())
+                # First delivery: the insert, in autocommit, is the decision.
+                with self._writing(conn):
+                    if conn.execute(_INSERT, claimed.to_row()).rowcount == 1:
+                        return Claim(ClaimResult.CLAIMED, claimed)
+            with self._write(conn):  # a take-over, or a racing insert won: decide again
+                record = record_in(conn.execute(_SELECT, request.key).fetchall())
                 refusal = request.refusal(record)
                 if refusal is not None:
                     return refusal
                 claimed = request.claimed(record)
-                conn.execute(_qmark(TAKE_OVER_EVENT), take_over_params(claimed))
+                conn.execute(_TAKE_OVER, take_over_params(claimed))
             return Claim(ClaimResult.CLAIMED, claimed)
 
     def claim_queued(self, *, owner: str, lease_seconds: float, now: float) -> EventRecord | None:
@@ -257,6 +310,7 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
+        self._checkpointer.close()
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for conn in connections:
