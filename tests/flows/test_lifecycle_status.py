@@ -258,3 +258,28 @@ def test_pause_ignore_keeps_the_licence_and_says_so() -> None:
         assert statuses(world, subscription_id) == ["active"]
     finally:
         world.close()
+
+
+# -- cancel_at_period_end (with the emulator's stories: Stripe's state read fresh) ------------
+
+
+def test_cancel_at_period_end_changes_nothing_until_the_deletion(world: EmulatedWorld) -> None:
+    subscription_id, paid = started(world)
+    assert world.deliver(paid).status == 200
+    scheduled = world.schedule_cancel(subscription_id)
+    response = world.deliver(scheduled)
+    assert response.outcome.kind is OutcomeKind.DUPLICATE, detail(response)
+    assert "cancel at the period's end" in response.outcome.reason
+    taken_back = world.schedule_cancel(subscription_id, at_period_end=False)
+    assert world.deliver(taken_back).outcome.kind is OutcomeKind.DUPLICATE
+    assert statuses(world, subscription_id) == ["active"]
+    assert world.deliver(world.renew(subscription_id)).outcome.kind is OutcomeKind.RENEWED
+    again = world.schedule_cancel(subscription_id)
+    assert world.deliver(again).status == 200
+    deleted = world.end_period(subscription_id)
+    response = world.deliver(deleted)
+    assert response.outcome.kind is OutcomeKind.REVOKED, detail(response)
+    assert statuses(world, subscription_id) == ["disabled"]
+    for late in (scheduled, taken_back, again):  # old updates never bring it back
+        assert world.deliver(late).status == 200
+    assert statuses(world, subscription_id) == ["disabled"]

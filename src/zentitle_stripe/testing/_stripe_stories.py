@@ -50,6 +50,17 @@ class _StatusStories(_SubscriptionRoutes):
                 self._subscription_event("customer.subscription.updated", subscription, previous),
             ]
 
+    def extend_trial(self, subscription_id: str, days: int) -> dict[str, Any]:
+        """Move `trial_end` (and the trial period's end) by `days`; returns the update."""
+        with self._lock:
+            subscription = self._require(self._subscriptions, subscription_id, "subscription")
+            if subscription["status"] != "trialing":
+                raise ValueError(f"subscription {subscription_id} is {subscription['status']}")
+            previous = {"trial_end": subscription["trial_end"]}
+            subscription["trial_end"] += days * 86400
+            subscription["current_period_end"] = subscription["trial_end"]
+            return self._subscription_event("customer.subscription.updated", subscription, previous)
+
     def fail_renewal(self, subscription_id: str) -> dict[str, Any]:
         """The renewal's payment fails: the next period starts (the clock moves to it),
         its invoice stays open and the status goes `past_due`; returns the update."""

@@ -165,6 +165,10 @@ class EmulatedWorld:
         """See [`StripeEmulator.end_trial`][zentitle_stripe.testing.StripeEmulator.end_trial]."""
         return self._synced(self.stripe_emulator.end_trial(subscription_id, paid=paid))
 
+    def extend_trial(self, subscription_id: str, days: int) -> dict[str, Any]:
+        """Move the trial's end by `days` (the update)."""
+        return self._synced(self.stripe_emulator.extend_trial(subscription_id, days))
+
     def fail_renewal(self, subscription_id: str) -> dict[str, Any]:
         """The renewal's payment fails: `past_due` (the update)."""
         return self._synced(self.stripe_emulator.fail_renewal(subscription_id))
