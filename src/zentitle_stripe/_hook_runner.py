@@ -46,7 +46,9 @@ __all__ = ["HookRunner", "OutcomeHooks"]
 
 logger = logging.getLogger("zentitle_stripe.hooks")
 
-_LICENCE_VALUES = frozenset(kind.value for kind in LICENCE_KINDS)
+_MAY_HAVE_HOOKS = frozenset(kind.value for kind in (*LICENCE_KINDS, OutcomeKind.DUPLICATE))
+"""Recorded outcomes of events that may have hooks: a licence kind, or `duplicate` (a
+replay by a process without the hooks finishes an event as that)."""
 HOOK_FAILURE_STATUS = 500
 """The answer when a hook failed: Stripe redelivers, and the redelivery runs it again."""
 HOOK_BUSY_STATUS = 409
@@ -141,7 +143,7 @@ class HookRunner:
     ) -> WebhookResponse | None:
         """A redelivery of a done event: run its unfinished hooks and answer; `None`
         when it has none (a plain duplicate)."""
-        if record.outcome not in _LICENCE_VALUES:
+        if record.outcome not in _MAY_HAVE_HOOKS:
             return None
         stored = self.storage.get_outcome(new.event_id, new.source)
         if stored is None or not stored.unfinished():

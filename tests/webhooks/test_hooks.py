@@ -350,3 +350,20 @@ def test_the_outcome_survives_json_as_it_was() -> None:
     assert LicenceOutcome.from_json(outcome.to_json()) == outcome
     assert outcome.entitlement_ids == ("e1", "e2")
     assert outcome.idempotency_key("app.send") == "evt_1:app.send"
+
+
+def test_a_replay_by_a_process_without_the_hooks_leaves_them_to_the_next_delivery(
+    world: EmulatedWorld, recorder: Recorder
+) -> None:
+    recorder.fail["crm"] = 1
+    _, paid = world.subscribe(world.customer(), [(world.price("PRO-1Y"), 1)])
+    assert world.deliver(paid).status == 500
+    hooks, world.provisioner._ledger.hooks = world.provisioner._ledger.hooks, None
+    assert world.provisioner.replay(paid["id"]).status == 200  # `replay` without --app
+    record = world.storage.get_event(paid["id"])
+    assert record is not None
+    assert record.outcome == "duplicate"
+    assert len(recorder.calls) == 3
+    world.provisioner._ledger.hooks = hooks  # the app again, on Stripe's redelivery
+    assert world.deliver(paid).status == 200
+    assert recorder.names() == ["email", "crm", "audit", "crm"]

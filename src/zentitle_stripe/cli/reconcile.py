@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from datetime import datetime, timezone
 from typing import Any
 
 from .. import ops
+from ._app import APP_HELP, loaded_app
 from ._common import add_command, ops_stripe, print_json, progress, services
 
 
@@ -28,6 +30,12 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         help="how far back: 30m, 72h, 3d, 2w (default: 3d; Stripe keeps 30 days)",
     )
     reconcile.add_argument("--no-drift", action="store_true", help="skip the drift report")
+    reconcile.add_argument(
+        "--app",
+        metavar="MODULE:ATTRIBUTE",
+        help=f"{APP_HELP}; the missed events are processed through it, its outcome hooks "
+        "(on_outcome) included",
+    )
 
 
 def _duration(text: str) -> int:
@@ -38,12 +46,13 @@ def _duration(text: str) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    with services() as built:
+    with services() as built, contextlib.ExitStack() as stack:
         settings = built.settings
+        provisioner = stack.enter_context(loaded_app(args.app)) if args.app else None
         if args.since > ops.EVENTS_WINDOW_SECONDS:
             progress("warning: Stripe keeps events for 30 days; looking back 30 days only")
         report = ops.reconcile(
-            built.provisioner,
+            provisioner or built.provisioner,
             ops_stripe(built),
             built.zentitle,
             since_seconds=args.since,

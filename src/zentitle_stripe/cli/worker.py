@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import signal
+from collections.abc import Iterator
 from typing import Any
 
+from ..provisioner import Provisioner
 from ..worker import Worker
+from ._app import APP_HELP, loaded_app
 from ._common import add_command, build_services, positive_int
 
 
@@ -28,16 +32,19 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     worker.add_argument(
         "--batch", type=positive_int, default=100, help="events per round (default: %(default)s)"
     )
+    worker.add_argument(
+        "--app",
+        metavar="MODULE:ATTRIBUTE",
+        help=f"{APP_HELP}, and its outcome hooks (on_outcome); without it, none run",
+    )
 
 
 def _worker(args: argparse.Namespace) -> int:
     if args.processes == 1:
-        return run_worker(once=args.once, batch=args.batch)
+        return run_worker(once=args.once, batch=args.batch, app=args.app)
     context = multiprocessing.get_context("spawn")
-    children = [
-        context.Process(target=run_worker, kwargs={"once": args.once, "batch": args.batch})
-        for _ in range(args.processes)
-    ]
+    options = {"once": args.once, "batch": args.batch, "app": args.app}
+    children = [context.Process(target=run_worker, kwargs=options) for _ in range(args.processes)]
     for child in children:
         child.start()
 
@@ -53,10 +60,12 @@ def _worker(args: argparse.Namespace) -> int:
     return 0 if all(child.exitcode == 0 for child in children) else 1
 
 
-def run_worker(*, once: bool, batch: int) -> int:
-    """One worker process: wired from the environment, stopped by SIGTERM/SIGINT."""
-    with build_services() as services:
-        worker = Worker(services.provisioner, batch=batch)
+def run_worker(*, once: bool, batch: int, app: str | None = None) -> int:
+    """One worker process: the app's provisioner (`app`, `module:attribute`, with its
+    handlers and outcome hooks) or one wired from the environment; stopped by
+    SIGTERM/SIGINT."""
+    with _provisioner(app) as provisioner:
+        worker = Worker(provisioner, batch=batch)
 
         def stop(signum: int, frame: object) -> None:
             worker.stop()
@@ -69,3 +78,13 @@ def run_worker(*, once: bool, batch: int) -> int:
         else:
             worker.run()
     return 0
+
+
+@contextlib.contextmanager
+def _provisioner(app: str | None) -> Iterator[Provisioner]:
+    if app:
+        with loaded_app(app) as provisioner:
+            yield provisioner
+    else:
+        with build_services() as services:
+            yield services.provisioner
