@@ -32,6 +32,7 @@ SKUS = ("PRO-1Y", "CLOUD-ADDON-1Y")
 UPGRADE_SKU = "SUPPORT-1Y"
 """The product the upgrade step adds (seeded, not in the first subscription)."""
 UPGRADE_SEATS = 5
+TRIAL_DAYS = 14
 EMAIL = "ada@example.com"
 
 
@@ -207,6 +208,34 @@ class DemoStory:
         step.ok = step.outcome == "ignored" and groups_after == groups_before
         step.detail = f"no subscription, no licence ({groups_after} group in Zentitle2)"
 
+    def trial(self, step: StepResult) -> None:
+        """A second subscription, on a 14-day trial: licensed until the trial ends, then
+        the first paid invoice extends it to the paid year."""
+        items = [(self.prices[0], 1)]
+        trial_id, free = self.world.subscribe(self.customer_id, items, trial_days=TRIAL_DAYS)
+        step.status, body = self.post(free)
+        step.outcome = body["outcome"]
+        trial_end = self.stripe.subscription(trial_id)["trial_end"]
+        (entitlement,) = self.world.entitlements(trial_id)
+        during = self.world.zentitle.get_entitlement(entitlement.id).expiry_date
+        paid, _ = self.world.end_trial(trial_id, paid=True)
+        _, then = self.post(paid)
+        after = self.world.zentitle.get_entitlement(entitlement.id).expiry_date
+        period_end = self.stripe.subscription(trial_id)["items"]["data"][0]["current_period_end"]
+        step.ok = (
+            step.outcome == "provisioned"
+            and during is not None
+            and int(during.timestamp()) == trial_end
+            and then["outcome"] == "renewed"
+            and after is not None
+            and int(after.timestamp()) == period_end
+        )
+        shown = [f"{d:%Y-%m-%d}" if d else "?" for d in (during, after)]
+        step.detail = (
+            f"$0 invoice: licence to the trial's end {shown[0]}; first paid invoice: "
+            f"{then['outcome']}, to {shown[1]}"
+        )
+
     def cancel(self, step: StepResult) -> None:
         step.status, body = self.post(self.world.cancel(self.subscription_id))
         step.outcome = body["outcome"]
@@ -290,7 +319,8 @@ def _play(demo: DemoStory, write: Write, marks: tuple[str, str]) -> list[StepRes
         ("4 renewal paid", demo.renew),
         ("5 upgrade: 5 seats, 1 more product", demo.upgrade),
         ("6 one-time payment", demo.one_time),
-        ("7 subscription cancelled", demo.cancel),
+        ("7 trial: 14 days, then paid", demo.trial),
+        ("8 subscription cancelled", demo.cancel),
     ]
     header = f"  {'step':<34} {'HTTP':>4}  {'outcome':<11} {'check':<5}  detail"
     write(header)

@@ -18,7 +18,8 @@ STEPS = (
     "4 renewal paid",
     "5 upgrade: 5 seats, 1 more product",
     "6 one-time payment",
-    "7 subscription cancelled",
+    "7 trial: 14 days, then paid",
+    "8 subscription cancelled",
 )
 
 
@@ -26,16 +27,28 @@ def test_demo_plays_every_step(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    outcomes = ("provisioned", "handled", "duplicate", "renewed", "updated", "ignored", "revoked")
+    outcomes = (
+        "provisioned",
+        "handled",
+        "duplicate",
+        "renewed",
+        "updated",
+        "ignored",
+        "provisioned",
+        "revoked",
+    )
     for step, outcome in zip(STEPS, outcomes, strict=True):
         [line] = [line for line in lines if step in line]
         assert f" 200  {outcome} " in line
         assert "✓" in line
     assert "To: Ada Lovelace <ada@example.com>" in out
-    assert "all 7 steps ended as expected" in out
+    assert "all 8 steps ended as expected" in out
     [upgrade] = [line for line in lines if STEPS[4] in line]
     assert "PRO-1Y seats 1 -> 5; SUPPORT-1Y added" in upgrade
     assert "proration invoice: duplicate" in upgrade
+    [trial] = [line for line in lines if STEPS[6] in line]
+    assert "licence to the trial's end" in trial
+    assert "first paid invoice: renewed" in trial
 
 
 def test_a_failed_step_fails_the_demo(
@@ -47,7 +60,7 @@ def test_a_failed_step_fails_the_demo(
     out = capsys.readouterr().out
     [line] = [line for line in out.splitlines() if STEPS[1] in line]
     assert "✗" in line
-    assert "6 of 7 steps ended as expected; failed: step 2" in out
+    assert "7 of 8 steps ended as expected; failed: step 2" in out
 
 
 def test_the_demo_story_is_an_emulated_world_story() -> None:
@@ -86,4 +99,18 @@ def test_the_upgrade_step_fails_when_the_seats_did_not_follow(
     [line] = [line for line in out.splitlines() if STEPS[4] in line]
     assert "✗" in line
     assert "PRO-1Y seats 1 -> 1; SUPPORT-1Y added" in line
-    assert "6 of 7 steps ended as expected; failed: step 5" in out
+    assert "7 of 8 steps ended as expected; failed: step 5" in out
+
+
+def test_the_trial_step_fails_when_the_trial_licence_runs_a_full_term(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The trial's expiry is never set: the step's check must notice.
+    from zentitle_stripe.flows import trials
+
+    monkeypatch.setattr(trials, "set_trial_expiry", lambda ctx, state: 0)
+    assert main(["demo"]) == 1
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if STEPS[6] in line]
+    assert "✗" in line
+    assert "7 of 8 steps ended as expected; failed: step 7" in out
