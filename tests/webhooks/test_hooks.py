@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -367,3 +367,30 @@ def test_a_replay_by_a_process_without_the_hooks_leaves_them_to_the_next_deliver
     world.provisioner._ledger.hooks = hooks  # the app again, on Stripe's redelivery
     assert world.deliver(paid).status == 200
     assert recorder.names() == ["email", "crm", "audit", "crm"]
+
+
+def test_lifecycle_outcomes_reach_the_hooks_with_their_kind(world: EmulatedWorld) -> None:
+    seen: list[LicenceOutcome] = []
+    world.provisioner.on_outcome("*", name="all")(seen.append)
+    customer = world.customer()
+    subscription_id, paid = world.subscribe(customer, [(world.price("PRO-1Y"), 1)])
+    world.deliver(paid)
+    steps: list[Callable[[], Sequence[dict[str, Any]]]] = [
+        lambda: world.change_items(subscription_id, [(world.price("PRO-1Y"), 5)]),
+        lambda: world.pause(subscription_id),
+        lambda: world.resume(subscription_id),
+    ]
+    for step in steps:  # each delivered before the next change is made
+        for event in step():
+            assert world.deliver(event).status == 200
+    assert [(o.kind.value, o.event_type) for o in seen] == [
+        ("provisioned", "invoice.paid"),
+        ("updated", "customer.subscription.updated"),  # seats 2 -> 10
+        ("revoked", "customer.subscription.paused"),
+        ("updated", "customer.subscription.resumed"),
+    ]
+    (group,) = world.groups(subscription_id)
+    assert {(o.subscription_id, o.stripe_customer_id, o.group_id) for o in seen} == {
+        (subscription_id, customer, group.id)
+    }
+    assert all(o.skus == ("PRO-1Y",) for o in seen)

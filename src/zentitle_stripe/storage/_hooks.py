@@ -224,9 +224,14 @@ class SQLHooks:
                 change(_INSERT_RUN, (source, event_id, handler, position, not_before, now))
             return True
 
-        self._transact("record an outcome", block)
+        if self._transact("record an outcome", block):  # what was just written: no read
+            runs = tuple(
+                HookRun(h, HookStatus.PENDING, lease_expires=not_before, updated_at=now)
+                for h in handlers
+            )
+            return StoredOutcome(source, event_id, kind, data, now, runs)
         stored = self.get_outcome(event_id, source)
-        assert stored is not None  # recorded just now, or earlier; outcomes are never deleted
+        assert stored is not None  # recorded earlier; outcomes are never deleted
         return stored
 
     def get_outcome(self, event_id: str, source: str = "stripe") -> StoredOutcome | None:
