@@ -279,6 +279,29 @@ def test_a_dispute_naming_nothing_is_a_replayable_422(world: EmulatedWorld) -> N
     assert "names neither a charge nor a payment intent" in detail(response)
 
 
+@pytest.mark.world(policy=LifecyclePolicy())
+def test_an_ignored_event_records_only_a_plain_id(world: EmulatedWorld) -> None:
+    event = charge_refunded_event(charge_id="ch_\x00\u202e" + "x" * 300)
+    response = world.deliver(event)
+    assert response.outcome.kind is OutcomeKind.IGNORED
+    assert response.outcome.reason.startswith("a refund: ZENTITLE_STRIPE_ON_REFUND=ignore")
+
+
+def test_a_dispute_reason_is_recorded_escaped_and_short(world: EmulatedWorld) -> None:
+    _, paid = started(world)
+    assert world.deliver(paid).status == 200
+    charge_id = world.stripe_emulator.charge_of(invoice_of(paid))
+    payment_intent = flows(world).stripe.retrieve_charge(charge_id).payment_intent_id
+    event = charge_dispute_created_event(
+        charge_id=charge_id, payment_intent_id=payment_intent, reason="fraud\u202e" + "y" * 80
+    )
+    response = world.deliver(event)
+    assert response.outcome.kind is OutcomeKind.REVOKED, detail(response)
+    assert "\u202e" not in response.outcome.reason
+    assert "'fraud\\u202eyyy" in response.outcome.reason
+    assert "y" * 40 not in response.outcome.reason
+
+
 def test_a_dispute_without_its_payment_intent_is_traced_through_the_charge(
     world: EmulatedWorld,
 ) -> None:

@@ -27,8 +27,11 @@ replay` the first `invoice.paid`.
 
 from __future__ import annotations
 
+import re
+
 import attrs
 
+from .._untrusted import shown
 from ..catalogue import SWITCHED_OFF_ENTITLEMENT_STATUSES as _INACTIVE
 from ..exceptions import InvalidPayloadError
 from ..responses import Outcome, OutcomeKind
@@ -164,9 +167,10 @@ def charge_ignored(ctx: FlowContext, event: StripeEvent) -> Outcome | None:
         return None
     what = "a refund" if event.type == REFUND_EVENT else "a dispute"
     object_id = event.object.get("id")
-    shown = f" ({object_id})" if isinstance(object_id, str) and len(object_id) < 100 else ""
+    plain = isinstance(object_id, str) and re.fullmatch(r"\w{1,64}", object_id, re.ASCII)
+    named = f" ({object_id})" if plain else ""  # only a plain id goes into the record
     reason = (
-        f"{what}{shown}: {_SETTINGS[event.type]}=ignore (the default) keeps the licence; "
+        f"{what}{named}: {_SETTINGS[event.type]}=ignore (the default) keeps the licence; "
         "set it to disable to revoke licences on refunds and disputes"
     )
     logger.info("event %s: %s", event.id, reason)
@@ -221,7 +225,8 @@ def _disputed(ctx: FlowContext, dispute: Dispute) -> _Target | Outcome:
         fresh = ctx.stripe.retrieve_charge(charge_id)
         invoice_id, payment_intent = fresh.invoice_id, fresh.payment_intent_id
     paid_with = charge_id or payment_intent or dispute.id
-    what = f"is disputed (dispute {dispute.id}, reason {dispute.reason or 'not given'})"
+    reason = shown(dispute.reason, 30) if dispute.reason else "not given"
+    what = f"is disputed (dispute {dispute.id}, reason {reason})"
     return _target(ctx, paid_with, invoice_id, payment_intent, what)
 
 
