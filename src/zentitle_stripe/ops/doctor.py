@@ -113,7 +113,8 @@ def check_stripe_key(stripe: StripeOpsAPI) -> Check:
                 CheckStatus.WARN,
                 f"{mode} mode key authenticates but may not read the account (restricted key)",
                 "give the restricted key read access to Prices, Products, Customers, "
-                "Subscriptions, Invoices, Events and Webhook endpoints, write access to "
+                "Subscriptions, Invoices, Events and Webhook endpoints (and Charges and "
+                "Invoice payments when refunds or disputes disable), write access to "
                 "Subscriptions and Customers",
             )
         fix = (
