@@ -162,7 +162,7 @@ class Ledger:
         if hooks is not None:  # outcome hooks: recorded while the claim is held
             try:
                 outcome, stored = hooks.record(new, outcome, seen)
-            except ZentitleStripeError as exc:
+            except Exception as exc:  # recorded as failed: a retry records it again
                 return self._failed(new, exc, started, owner=owner), exc
         try:
             finished = self._finish(new, owner, EventStatus.DONE, outcome.kind, outcome.reason)

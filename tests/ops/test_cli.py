@@ -27,7 +27,8 @@ def env(
 
 
 @pytest.mark.parametrize(
-    "command", ["doctor", "connect", "events", "replay", "reconcile", "release", "migrate"]
+    "command",
+    ["doctor", "connect", "events", "hooks", "replay", "reconcile", "release", "migrate"],
 )
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

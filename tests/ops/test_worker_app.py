@@ -1,6 +1,6 @@
 """`zentitle-stripe worker --app module:attribute` and `reconcile --app` run the app's
 outcome hooks: a command wired from the environment alone has none, so it records no
-outcome for them."""
+outcome for them. `hooks` lists the unfinished ones and `hooks --run --app` runs them."""
 
 from __future__ import annotations
 
@@ -21,11 +21,14 @@ APP = """
 from zentitle_stripe import Provisioner
 
 SENT = []
+DOWN = [False]
 provisioner = Provisioner.from_env()
 
 
 @provisioner.on_outcome("provisioned", name="welcome")
 def welcome(outcome):
+    if DOWN[0]:
+        raise ConnectionError("mailer down")
     SENT.append((outcome.subscription_id, outcome.skus))
 """
 
@@ -108,3 +111,39 @@ def test_reconcile_with_app_runs_the_hooks_of_the_events_it_recovers(
     assert _status(tmp_path, event_id) is EventStatus.DONE
     sent = app.SENT
     assert sent == [(subscription_id, ("PRO-1Y",))]
+
+
+def test_hooks_lists_what_failed_and_runs_it_through_the_app(
+    env: Env, app: ModuleType, tmp_path: Path
+) -> None:
+    spec = f"{app.__name__}:provisioner"
+    code, out, _ = env.run("hooks")
+    assert (code, out) == (0, "no outcome hook is unfinished\n")
+    app.DOWN[0] = True
+    _, event_id = _paid(env, app)
+    assert env.run("worker", "--once", "--app", spec)[0] == 0
+    assert _status(tmp_path, event_id) is EventStatus.DONE
+
+    code, out, _ = env.run("hooks")
+    assert code == 1
+    header, row = out.splitlines()
+    assert header.split()[:5] == ["EVENT", "OUTCOME", "HOOK", "STATUS", "ATTEMPTS"]
+    assert row.split()[:5] == [event_id, "provisioned", "welcome", "failed", "1"]
+    assert "ConnectionError: mailer down" in row
+    code, listed = env.run_json("hooks")
+    assert code == 1
+    assert [(h["event_id"], h["runs"][0]["status"]) for h in listed] == [(event_id, "failed")]
+
+    code, _, err = env.run("hooks", "--run")
+    assert code == 2
+    assert "--app" in err
+    code, _, _ = env.run("hooks", "--run", "--app", spec)
+    assert code == 1  # still down: left failed, two attempts now
+    app.DOWN[0] = False
+    code, ran = env.run_json("hooks", "--run", event_id, "--app", spec)
+    assert code == 0
+    assert ran[0]["runs"][0]["status"] == "done"
+    assert ran[0]["runs"][0]["attempts"] == 3
+    sent = app.SENT
+    assert len(sent) == 1
+    assert env.run("hooks")[0] == 0

@@ -394,3 +394,29 @@ def test_lifecycle_outcomes_reach_the_hooks_with_their_kind(world: EmulatedWorld
         (subscription_id, customer, group.id)
     }
     assert all(o.skus == ("PRO-1Y",) for o in seen)
+
+
+def test_an_outcome_that_cannot_be_recorded_fails_the_event_for_a_retry(
+    world: EmulatedWorld, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zentitle_stripe.exceptions import StorageError
+
+    _, paid = world.subscribe(world.customer(), [(world.price("PRO-1Y"), 1)])
+    record_outcome = world.storage.record_outcome  # type: ignore[attr-defined]
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(world.storage, "record_outcome", record_outcome)
+        raise StorageError("storage is down")
+
+    monkeypatch.setattr(world.storage, "record_outcome", down)
+    failed = world.deliver(paid)
+    assert failed.status == 503  # never "done" with its hooks unrecorded
+    record = world.storage.get_event(paid["id"])
+    assert record is not None
+    assert record.status is EventStatus.FAILED
+    assert recorder.calls == []
+    # The retry finds the licence work done: the flow answers duplicate, and with nothing
+    # recorded for its hooks there is nothing to run (the documented window).
+    retried = world.deliver(paid)
+    assert (retried.status, body(retried)["outcome"]) == (200, "duplicate")
+    assert recorder.calls == []

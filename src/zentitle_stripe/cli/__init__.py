@@ -24,7 +24,7 @@ __all__ = ["main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command registered, in the order `--help` lists them."""
-    from . import connect, doctor, events, migrate, reconcile, release, server, worker
+    from . import connect, doctor, events, hooks, migrate, reconcile, release, server, worker
 
     parser = argparse.ArgumentParser(
         prog="zentitle-stripe",
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (server, worker, doctor, connect, events, reconcile, release, migrate):
+    for module in (server, worker, doctor, connect, events, hooks, reconcile, release, migrate):
         module.register(subcommands)
     return parser
 
