@@ -24,7 +24,10 @@ from zentitle_stripe.testing import (
 )
 
 STRICT = LifecyclePolicy(refund="disable", dispute="disable")
-pytestmark = pytest.mark.world(offerings={"PRO-1Y": {"seats": 1}}, generations=True, policy=STRICT)
+WORLD: dict[str, Any] = {"offerings": {"PRO-1Y": {"seats": 1}}, "generations": True}
+pytestmark = pytest.mark.world(**WORLD, policy=STRICT)
+DEFAULT_POLICY_WORLD = pytest.mark.world(**WORLD, policy=LifecyclePolicy())
+"""A test's own marker replaces the module's, so it repeats the module's options."""
 
 
 def started(world: EmulatedWorld) -> tuple[str, dict[str, Any]]:
@@ -57,7 +60,7 @@ def revocation(world: EmulatedWorld, kind: str, invoice_id: str) -> dict[str, An
 # -- the policy ---------------------------------------------------------------------------
 
 
-@pytest.mark.world(policy=LifecyclePolicy())
+@DEFAULT_POLICY_WORLD
 @pytest.mark.parametrize("kind", ["refund", "dispute"])
 def test_the_default_ignores_and_says_so_without_a_remote_call(
     world: EmulatedWorld, kind: str
@@ -187,6 +190,33 @@ def test_reconcile_reports_no_drift_for_a_held_subscription(world: EmulatedWorld
     assert (drift.kind, drift.subscription_id) == ("unlicensed", subscription_id)
 
 
+def test_reconcile_catches_up_a_lost_refund_or_dispute(world: EmulatedWorld) -> None:
+    subscription_id, paid = started(world)
+    assert world.deliver(paid).status == 200
+    world.stripe_emulator.refund_invoice(invoice_of(paid))  # its webhook is lost
+
+    report = ops.reconcile(
+        world.provisioner, world.stripe, world.zentitle, since_seconds=86400, check_drift=False
+    )
+
+    processed = [e for e in report.events if e.action == "processed"]
+    assert [(e.type, e.outcome) for e in processed] == [("charge.refunded", "revoked")]
+    assert live(world, subscription_id) == 0
+
+
+@DEFAULT_POLICY_WORLD
+def test_reconcile_leaves_refunds_alone_when_the_policy_ignores_them(
+    world: EmulatedWorld,
+) -> None:
+    _, paid = started(world)
+    assert world.deliver(paid).status == 200
+    world.stripe_emulator.refund_invoice(invoice_of(paid))
+    report = ops.reconcile(
+        world.provisioner, world.stripe, world.zentitle, since_seconds=86400, check_drift=False
+    )
+    assert {e.type for e in report.events} == {"invoice.paid"}
+
+
 def test_a_refund_of_a_renewal_invoice_disables(world: EmulatedWorld) -> None:
     subscription_id, paid = started(world)
     assert world.deliver(paid).status == 200
@@ -279,7 +309,7 @@ def test_a_dispute_naming_nothing_is_a_replayable_422(world: EmulatedWorld) -> N
     assert "names neither a charge nor a payment intent" in detail(response)
 
 
-@pytest.mark.world(policy=LifecyclePolicy())
+@DEFAULT_POLICY_WORLD
 def test_an_ignored_event_records_only_a_plain_id(world: EmulatedWorld) -> None:
     event = charge_refunded_event(charge_id="ch_\x00\u202e" + "x" * 300)
     response = world.deliver(event)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..catalogue import REQUIRED_EVENTS
+from ..flows.charges import CHARGE_EVENTS
+from ..policy import LifecyclePolicy
 from ..storage import EventStatus
 from ._common import Progress, every, iso, quiet
 from .drift import Drift, find_drift
@@ -99,7 +101,8 @@ def reconcile(
     progress: Progress = quiet,
 ) -> ReconcileReport:
     """Process every `invoice.paid` / `customer.subscription.deleted` event of the window
-    that storage has not finished, oldest first, then look for drift.
+    (and `charge.refunded` / `charge.dispute.created` when the lifecycle policy disables
+    on them) that storage has not finished, oldest first, then look for drift.
 
     Webhooks can be lost (endpoint down past Stripe's retries, a wrong secret); Stripe keeps
     events for 30 days, so `since_seconds` is clamped to that (`clamped` says so).
@@ -107,7 +110,7 @@ def reconcile(
     current = int(time.time() if now is None else now)
     clamped = since_seconds > EVENTS_WINDOW_SECONDS
     window_start = current - min(since_seconds, EVENTS_WINDOW_SECONDS)
-    todo = _oldest_first(stripe, window_start, progress)
+    todo = _oldest_first(stripe, window_start, progress, _caught_up_types(provisioner))
     results = []
     for done, event in enumerate(todo, 1):
         results.append(_catch_up(provisioner, event))
@@ -126,13 +129,21 @@ def reconcile(
     return ReconcileReport(window_start, clamped, tuple(results), drift)
 
 
+def _caught_up_types(provisioner: Provisioner) -> list[str]:
+    """Payments and cancellations, and the refunds and disputes the lifecycle policy acts
+    on: nothing later heals a lost one of those (a lost update heals at the next invoice)."""
+    policy = getattr(provisioner.processor, "policy", None)
+    wanted = policy.events() if isinstance(policy, LifecyclePolicy) else ()
+    return [*REQUIRED_EVENTS, *(event for event in wanted if event in CHARGE_EVENTS)]
+
+
 def _oldest_first(
-    stripe: StripeOpsAPI, window_start: int, progress: Progress
+    stripe: StripeOpsAPI, window_start: int, progress: Progress, types: list[str]
 ) -> list[dict[str, Any]]:
-    """The window's events of the types provisioning acts on, oldest first (Stripe lists
-    newest first), so a payment is processed before the cancellation that followed it."""
+    """The window's events of `types`, oldest first (Stripe lists newest first), so a
+    payment is processed before the cancellation that followed it."""
     newest_first = []
-    for event in stripe.list_events(REQUIRED_EVENTS, created_gte=window_start):
+    for event in stripe.list_events(types, created_gte=window_start):
         newest_first.append(event)
         if len(newest_first) % 100 == 0:
             progress(f"fetched {len(newest_first)} events")
