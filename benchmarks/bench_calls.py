@@ -131,6 +131,8 @@ def run(multiply_seats: int = 2) -> tuple[list[tuple[str, Calls]], int]:
     rows.append(("dispute (disable), k=1", counter.deliver(dispute, "revoked")))
     rows.append(("  duplicate delivery", counter.deliver(dispute, "duplicate")))
 
+    rows += _status_moments(counter, prices, known)
+
     for k in (1, 2, 5):
         cancellation = world.cancel(subscriptions[k])
         rows.append((f"cancellation, k={k}", counter.deliver(cancellation, "revoked")))
@@ -138,6 +140,34 @@ def run(multiply_seats: int = 2) -> tuple[list[tuple[str, Calls]], int]:
 
     world.close()
     return rows, counter.token_calls
+
+
+def _status_moments(counter: Counter, prices: list[str], known: str) -> list[tuple[str, Calls]]:
+    """Trials, payment trouble and pause / resume (the default policy), known customer."""
+    world = counter.world
+    rows: list[tuple[str, Calls]] = []
+    for k in (1, 2):
+        sub, trial = world.subscribe(known, [(p, 1) for p in prices[:k]], trial_days=14)
+        rows.append((f"trial invoice (grant), k={k}", counter.deliver(trial, "provisioned")))
+        rows.append((f"  duplicate delivery, k={k}", counter.deliver(trial, "duplicate")))
+        paid, updated = world.end_trial(sub, paid=True)
+        rows.append((f"first paid after trial, k={k}", counter.deliver(paid, "renewed")))
+        rows.append((f"  its updated (active), k={k}", counter.deliver(updated, "duplicate")))
+        rows.append(
+            (f"past_due (grace), k={k}", counter.deliver(world.fail_renewal(sub), "updated"))
+        )
+        unpaid = world.set_status(sub, "unpaid")
+        rows.append((f"unpaid (disable), k={k}", counter.deliver(unpaid, "revoked")))
+        rows.append((f"  duplicate delivery, k={k}", counter.deliver(unpaid, "duplicate")))
+        paid, _ = world.pay_overdue(sub)
+        rows.append((f"paid again (enable, cover), k={k}", counter.deliver(paid, "renewed")))
+        paused, _ = world.pause(sub)
+        rows.append((f"paused (disable), k={k}", counter.deliver(paused, "revoked")))
+        world.advance(400 * 86400)  # paused past the paid period
+        resumed, _, paid = world.resume(sub)
+        rows.append((f"resumed (enable), k={k}", counter.deliver(resumed, "updated")))
+        rows.append((f"  resumption invoice, k={k}", counter.deliver(paid, "renewed")))
+    return rows
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ and a cancellation of the same subscription never interleave their remote calls,
 across processes.
 
 One module per event or concern: `first_payment`, `renewal`, `cancellation`, `items`,
-`status` (payment trouble, pause), `trials`, `charges` (refunds and disputes),
+`status` (payment trouble, pause), `trials`, `payments`, `charges` (refunds and disputes),
 `customers` (customer matching), `locks`, `activation` (activation e-mail details) and
 `context` (what they share).
 [`Provisioning`][zentitle_stripe.flows.Provisioning] only dispatches to them.
@@ -24,7 +24,6 @@ One module per event or concern: `first_payment`, `renewal`, `cancellation`, `it
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 import attrs
 
@@ -33,7 +32,6 @@ from ..exceptions import InvalidPayloadError, TransientError
 from ..responses import Outcome, OutcomeKind
 from ..storage import SubscriptionState
 from ..stripe.events import Invoice, StripeEvent, Subscription, parse_invoice, parse_subscription
-from ..zentitle.models import Entitlement
 from .activation import ActivationDetails, activation_details
 from .cancellation import disable_group, subscription_deleted
 from .charges import (
@@ -51,12 +49,13 @@ from .first_payment import METADATA_VALUE_LIMIT as _METADATA_VALUE_LIMIT  # noqa
 from .first_payment import LicensedLine as _LicensedLine  # noqa: F401
 from .first_payment import provision
 from .items import desired_items, reconcile_items
+from .payments import combined, paid_period, status_notes
 from .renewal import COVERAGE_SLACK as COVERAGE_SLACK
 from .renewal import MAX_REMEMBERED_INVOICES as MAX_REMEMBERED_INVOICES
 from .renewal import MAX_RENEWS_PER_EVENT as MAX_RENEWS_PER_EVENT
 from .renewal import remember_invoice as _remember  # noqa: F401
 from .renewal import renew
-from .status import Decision, apply_decision, cover_after_grace, decide
+from .status import apply_decision, decide
 from .trials import follow_trial_end, trial_invoice, trial_of
 
 __all__ = [
@@ -157,7 +156,7 @@ class Provisioning(FlowContext):
         if trial is not None:
             outcome = trial_invoice(self, invoice, state, trial, owner)
         else:
-            outcome = self._payment(invoice, subscription_id, state, owner)
+            outcome = self._payment(invoice, subscription_id, state, owner, fresh)
         state = self.subscription_state(subscription_id)
         after: Outcome | None = None
         if not state.canceled and (fresh is not None or state.suspended is not None):
@@ -165,12 +164,18 @@ class Provisioning(FlowContext):
             decision = decide(self, state, fresh)
             if _provisioned(state) or decision.action in ("suspend", "cancel"):
                 after = apply_decision(self, state, fresh, decision)
-        return _combined(outcome, before, after)
+        return combined(outcome, before, after)
 
     def _payment(
-        self, invoice: Invoice, subscription_id: str, state: SubscriptionState, owner: str
+        self,
+        invoice: Invoice,
+        subscription_id: str,
+        state: SubscriptionState,
+        owner: str,
+        fresh: Subscription | None = None,
     ) -> Outcome:
-        """Which flow a payment takes: first payment, renewal, or nothing to do."""
+        """Which flow a payment takes: first payment, renewal, or nothing to do (`fresh`:
+        the Subscription when this delivery has read it already)."""
         if state.canceled:
             disabled = disable_group(self, state) if state.group_id else 0
             return Outcome.ignored(
@@ -189,10 +194,10 @@ class Provisioning(FlowContext):
             # covers this period (a new group does already, so this renews nothing).
             return renew(self, invoice, state, provisioned=outcome)
         if invoice.billing_reason == "subscription_cycle":
-            return self._renewal(invoice, subscription_id, state)
+            return paid_period(self, invoice, state, fresh)
         if invoice.billing_reason == "subscription_update":
             # A proration invoice pays for a change, not a new term: never extends.
-            fresh = self.stripe.retrieve_subscription(subscription_id)
+            fresh = fresh or self.stripe.retrieve_subscription(subscription_id)
             return self._reconciled(subscription_id, state.group_id, desired_items(self, fresh))
         if invoice.billing_reason == "subscription_create":
             return Outcome(
@@ -203,36 +208,6 @@ class Provisioning(FlowContext):
             f"invoice {invoice.id} has billing_reason {invoice.billing_reason!r}, which does "
             "not change licences (only the first payment and renewals do)"
         )
-
-    def _renewal(self, invoice: Invoice, subscription_id: str, state: SubscriptionState) -> Outcome:
-        """A paid period: reconcile the items, end a grace exactly, renew, end a trial."""
-        assert state.group_id is not None
-        # Every renewal reconciles the items too, so a missed update heals here.
-        fresh = self.stripe.retrieve_subscription(subscription_id)
-        group = self.group_with_entitlements(state.group_id)
-        reads: dict[str, Entitlement] = {}
-        if reconcile_items(self, group, desired_items(self, fresh), reads).stale:
-            group = self.group_with_entitlements(state.group_id)  # statuses changed
-        period_end = invoice.period_end
-        covered = 0
-        if state.grace_until is not None and period_end is not None:
-            covered = cover_after_grace(self, state, period_end)
-            reads = {}  # expiries changed
-        outcome = renew(self, invoice, state, group=group, reads=reads)
-        state = self.subscription_state(subscription_id)
-        ended_grace = period_end is not None and period_end > (state.grace_until or period_end)
-        if state.trial_until is not None or ended_grace:
-            # Paid: the licence is no longer a trial's, nor (past it) a grace's.
-            grace_until = None if ended_grace else state.grace_until
-            self.save(attrs.evolve(state, trial_until=None, grace_until=grace_until))
-        if covered and outcome.kind is OutcomeKind.DUPLICATE:
-            until = datetime.fromtimestamp(period_end or 0, timezone.utc).date().isoformat()
-            return Outcome(
-                OutcomeKind.RENEWED,
-                f"set {covered} entitlement(s) of group {state.group_id} to expire {until}, "
-                f"the end of the period invoice {invoice.id} paid after a failed renewal",
-            )
-        return outcome
 
     # -- customer.subscription.* ----------------------------------------------------------
 
@@ -299,8 +274,8 @@ class Provisioning(FlowContext):
         status = apply_decision(self, state, fresh, decision)
         trial = follow_trial_end(self, self.subscription_state(subscription_id), fresh)
         items = self._reconciled(subscription_id, state.group_id, desired_items(self, fresh))
-        outcome = _combined(items, status, trial)
-        notes = _notes(fresh, decision)
+        outcome = combined(items, status, trial)
+        notes = status_notes(fresh, decision)
         if notes and outcome.kind is OutcomeKind.DUPLICATE:
             if fresh.status == "paused":  # pause='ignore': say so, and log it
                 logger.info("subscription %s paused; pause='ignore' keeps its licence", fresh.id)
@@ -351,31 +326,6 @@ not as an unknown event type."""
 
 def _provisioned(state: SubscriptionState) -> bool:
     return state.group_id is not None and state.codes_written
-
-
-def _combined(main: Outcome, *others: Outcome | None) -> Outcome:
-    """`main`, with what the other steps changed appended (their kind wins over a
-    `main` that changed nothing)."""
-    changed = [o for o in others if o is not None and o.kind is not OutcomeKind.DUPLICATE]
-    if not changed:
-        return main
-    if main.kind in (OutcomeKind.DUPLICATE, OutcomeKind.IGNORED):
-        first, *rest = changed
-        return Outcome(first.kind, "; ".join(o.reason for o in (first, *rest)))
-    return Outcome(main.kind, "; ".join(o.reason for o in (main, *changed)))
-
-
-def _notes(fresh: Subscription, decision: Decision) -> str:
-    """What the outcome should also say about the subscription's state."""
-    notes = []
-    if decision.action == "live" and fresh.status == "paused":
-        notes.append(f"subscription {fresh.id} is {decision.reason}")
-    if fresh.cancel_at_period_end:
-        notes.append(
-            f"subscription {fresh.id} is set to cancel at the period's end: nothing changes "
-            "until then"
-        )
-    return "; ".join(notes)
 
 
 def _one_time(invoice: Invoice) -> Outcome:

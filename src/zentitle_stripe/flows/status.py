@@ -228,24 +228,28 @@ def _extend_for_grace(ctx: FlowContext, state: SubscriptionState, until: int) ->
     return extended
 
 
-def cover_after_grace(ctx: FlowContext, state: SubscriptionState, period_end: int) -> int:
+def cover_after_grace(
+    ctx: FlowContext, group: EntitlementGroup, period_end: int, reads: dict[str, Entitlement]
+) -> int:
     """The paid invoice that ends `past_due`: set the paid period's end as the expiry.
 
     A renew would add a whole period to the grace's expiry and overshoot by the grace,
     so each live entitlement short of `period_end` gets it set (PATCH, absolute, safe to
     repeat); the renewal that follows then finds it covered. Usage-count features are
-    not reset by this (a renew would), which is the cost of an exact expiry.
+    not reset by this (a renew would), which is the cost of an exact expiry. `reads` are
+    entitlements read just now (used, and updated with what was set).
     """
-    assert state.group_id is not None
     target = datetime.fromtimestamp(period_end, timezone.utc)
     covered = 0
-    for entitlement in ctx.group_with_entitlements(state.group_id).entitlements:
+    for entitlement in group.entitlements:
         if entitlement.status in _INACTIVE:
             continue
-        current = ctx.zentitle.get_entitlement(entitlement.id)
+        current = reads.get(entitlement.id) or ctx.zentitle.get_entitlement(entitlement.id)
+        reads[entitlement.id] = current
         if current.license_type == "perpetual" or current.expiry_date is None:
             continue
         if current.expiry_date.timestamp() < period_end - COVERAGE_SLACK:
             ctx.zentitle.update_entitlement(entitlement.id, expiry_date=target)
+            reads[entitlement.id] = attrs.evolve(current, expiry_date=target)
             covered += 1
     return covered
