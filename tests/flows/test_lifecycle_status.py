@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import detail, make_world
+from tests.support import detail, kind, make_world
 from zentitle_stripe import LifecyclePolicy, OutcomeKind
 from zentitle_stripe.testing import EmulatedWorld
 
@@ -160,7 +160,7 @@ def test_unpaid_before_the_first_payment_is_provisioned_disabled(
     assert statuses(world, subscription_id) == ["disabled"]
 
 
-@pytest.mark.parametrize("fault", ["500", "timeout"])
+@pytest.mark.parametrize("fault", ["500", "timeout", "lost_response"])
 def test_a_failed_disable_or_enable_is_retried_never_recorded_done(
     world: EmulatedWorld, fault: str
 ) -> None:
@@ -172,16 +172,36 @@ def test_a_failed_disable_or_enable_is_retried_never_recorded_done(
     zentitle.inject_fault("PATCH", r"/disable$", fault, times=20)
     assert world.deliver(unpaid).status >= 500  # the client's own retries gave up
     zentitle.clear_faults()
-    assert world.deliver(unpaid).outcome.kind is OutcomeKind.REVOKED
+    # a lost answer landed: the retry reads that it did (and says so), else it disables
+    assert kind(world.deliver(unpaid)) in (OutcomeKind.REVOKED, OutcomeKind.DUPLICATE)
     assert statuses(world, subscription_id) == ["disabled"]
     overdue_paid, _ = world.pay_overdue(subscription_id)
     zentitle.inject_fault("PATCH", r"/enable$", fault, times=20)
     assert world.deliver(overdue_paid).status >= 500
-    assert statuses(world, subscription_id) == ["disabled"]
+    # not renewed yet: still disabled, or enabled by a lost answer that landed
+    assert statuses(world, subscription_id) == [
+        "expired" if fault == "lost_response" else "disabled"
+    ]
     zentitle.clear_faults()
     response = world.deliver(overdue_paid)
     assert response.outcome.kind is OutcomeKind.RENEWED, detail(response)
     assert statuses(world, subscription_id) == ["active"]
+
+
+@pytest.mark.parametrize("fault", ["503", "timeout", "bad_body"])
+def test_stripe_failing_the_fresh_read_is_retried_and_changes_nothing(
+    world: EmulatedWorld, fault: str
+) -> None:
+    subscription_id, paid = started(world)
+    assert world.deliver(paid).status == 200
+    unpaid = world.set_status(subscription_id, "unpaid")
+    stripe = world.stripe_emulator
+    stripe.inject_fault("GET", r"^/v1/subscriptions/", fault, times=5)  # type: ignore[arg-type]
+    response = world.deliver(unpaid)
+    assert response.status >= 500, detail(response)
+    assert statuses(world, subscription_id) == ["active"]  # nothing decided on a guess
+    stripe.clear_faults()
+    assert world.deliver(unpaid).outcome.kind is OutcomeKind.REVOKED
 
 
 # -- pause / resume ----------------------------------------------------------------------

@@ -139,7 +139,11 @@ def apply_decision(
         was = state.suspended
         enabled = enable_group(ctx, state, fresh)
         state = ctx.save(attrs.evolve(state, suspended=None))
-        changes.append(f"enabled {enabled} entitlement(s) disabled while {was}")
+        changes.append(
+            f"enabled {enabled} entitlement(s) disabled while {was}"
+            if enabled
+            else f"no longer {was} (its entitlements were enabled already)"
+        )
     if decision.action == "grace" and decision.until is not None:
         extended = _extend_for_grace(ctx, state, decision.until)
         if extended:
