@@ -10,17 +10,29 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ._untrusted import bounded_body
+from .events import parse_event
 from .exceptions import ProvisioningConfigError, WebhookRejected
 from .ledger import log_answer
 from .responses import WebhookResponse, classify
+from .signature import verify_stripe_signature
 from .storage import NewEvent
 
 if TYPE_CHECKING:
     from .events import StripeEvent
     from .ledger import Ledger
+    from .provisioner import Provisioner
     from .zentitle_webhooks import ZentitleEvent
 
-__all__ = ["STRIPE", "ZENTITLE", "not_replayed", "refused", "stripe_record", "zentitle_record"]
+__all__ = [
+    "STRIPE",
+    "ZENTITLE",
+    "not_replayed",
+    "refused",
+    "stripe_record",
+    "verified",
+    "zentitle_record",
+]
 
 STRIPE = "stripe"
 ZENTITLE = "zentitle"
@@ -39,6 +51,22 @@ def stripe_record(event: StripeEvent, body: bytes) -> NewEvent:
         created=event.created,
         api_version=event.api_version,
     )
+
+
+def verified(
+    provisioner: Provisioner, payload: bytes | str, signature: str | None, *, verify: bool
+) -> tuple[bytes, StripeEvent]:
+    """The body and its event, once the signature (with `verify`) and the body passed."""
+    body = bounded_body(payload, provisioner.max_body_bytes)
+    if verify:
+        verify_stripe_signature(
+            body,
+            signature,
+            provisioner._secrets,
+            tolerance=provisioner.tolerance,
+            clock=provisioner.clock,
+        )
+    return body, parse_event(body)
 
 
 def zentitle_record(event: ZentitleEvent, body: bytes) -> NewEvent:

@@ -8,18 +8,22 @@ rules serve a live delivery, a replay and a queued event a worker claims.
 from __future__ import annotations
 
 import functools
-from typing import Protocol
+import time
+from typing import TYPE_CHECKING, Protocol
 
-from ._intake import ZENTITLE
+from ._intake import STRIPE, ZENTITLE, refused, stripe_record, verified
 from .events import StripeEvent, parse_event
 from .exceptions import InvalidPayloadError, ProvisioningConfigError
 from .ledger import Work
-from .responses import Outcome
+from .responses import Outcome, WebhookResponse
 from .storage import EventRecord
 from .zentitle_router import Router
 from .zentitle_webhooks import ZentitleEvent, parse_zentitle_event
 
-__all__ = ["EventProcessor"]
+if TYPE_CHECKING:
+    from .provisioner import Provisioner
+
+__all__ = ["EventProcessor", "nowait_intake"]
 
 
 class EventProcessor(Protocol):
@@ -102,3 +106,28 @@ def _replay_work(router: Router, processor: EventProcessor, record: EventRecord)
 
 def _reraise(exc: Exception, owner: str) -> Outcome:
     raise exc
+
+
+def nowait_intake(
+    provisioner: Provisioner, payload: bytes | str, signature: str | None
+) -> WebhookResponse | None:
+    """`Provisioner.handle_event_nowait`: the answer to a delivery that takes no waiting.
+
+    That is a refusal (bad signature or body), or a first-seen event that needs no work
+    when storage records it without waiting (SQLite: no other writer holds the lock, no
+    checkpoint due; memory): about 60 µs of CPU, like a `construct_event`, which spares
+    the threadpool's hand-offs. Everything else (work to do, a redelivery, queue mode,
+    PostgreSQL) is `None`, with nothing recorded.
+    """
+    started = time.perf_counter()
+    ledger = provisioner._ledger
+    try:
+        body, event = verified(provisioner, payload, signature, verify=True)
+        if provisioner.processing == "queue":
+            return None
+        settled = _settled(provisioner.processor, event)
+        if settled is None:
+            return None
+        return ledger.settle_nowait(stripe_record(event, body), settled, started=started)
+    except Exception as exc:  # refused; a bug is answered 500, never raised to the server
+        return refused(ledger, STRIPE, exc, started)

@@ -183,17 +183,16 @@ class Ledger:
     ) -> WebhookResponse | None:
         """Record a first-seen settled event as done; `None` when it was already
         recorded (the claim path then answers it) or storage cannot do it in one step."""
-        record = getattr(self.storage, "record_settled", None)
-        if not callable(record):
-            return None
-        kind, reason = outcome.kind.value, outcome.reason
-        try:
-            if not record(new, owner=owner, outcome=kind, detail=reason, now=now):
-                return None
-        except ZentitleStripeError as exc:
-            return self._failed(new, exc, started)
-        log_answer(new.source, new.event_id, new.type, outcome, 200, started)
-        return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
+        return _settle(self, "record_settled", new, owner, outcome, now, started)
+
+    def settle_nowait(
+        self, new: NewEvent, outcome: Outcome, *, started: float
+    ) -> WebhookResponse | None:
+        """The answer to a first-seen settled event when storage records it without
+        waiting (`try_record_settled`: SQLite and memory); `None` when it would wait, is
+        known already or storage cannot say: the caller then calls `run` in a thread."""
+        now = self.clock()
+        return _settle(self, "try_record_settled", new, new_owner(), outcome, now, started)
 
     def fence(self, owner: str, *, started: float) -> Fence:
         """A fence for one attempt of `owner` that claimed its event at `started`."""
@@ -292,6 +291,29 @@ class Ledger:
             diagnosis=failure.diagnosis,
         )
         return failure.response(event_id=new.event_id, event_type=new.type)
+
+
+def _settle(
+    ledger: Ledger,
+    method: str,
+    new: NewEvent,
+    owner: str,
+    outcome: Outcome,
+    now: float,
+    started: float,
+) -> WebhookResponse | None:
+    """Record `new` done with `outcome` by the storage's `method`, and answer; `None`
+    when storage lacks it, knew the event already (`False`) or would wait (`None`)."""
+    record = getattr(ledger.storage, method, None)
+    if not callable(record):
+        return None
+    try:
+        if not record(new, owner=owner, outcome=outcome.kind.value, detail=outcome.reason, now=now):
+            return None
+    except ZentitleStripeError as exc:
+        return ledger._failed(new, exc, started)
+    log_answer(new.source, new.event_id, new.type, outcome, 200, started)
+    return WebhookResponse.build(200, outcome, event_id=new.event_id, event_type=new.type)
 
 
 def _finished_elsewhere() -> LeaseLost:

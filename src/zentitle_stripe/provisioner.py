@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, TypeVar
 from . import telemetry
 from ._closing import Closer
 from ._hook_runner import OutcomeHooks
-from ._intake import STRIPE, ZENTITLE, not_replayed, refused, stripe_record, zentitle_record
+from ._intake import (
+    STRIPE,
+    ZENTITLE,
+    not_replayed,
+    refused,
+    stripe_record,
+    verified,
+    zentitle_record,
+)
 from ._untrusted import bounded_body, finite_number
 from ._work import (
     EventProcessor,
@@ -30,9 +38,9 @@ from ._work import (
     _replay_work,
     _reraise,
     _settled,
+    nowait_intake,
 )
 from .config import DEFAULT_MAX_BODY_BYTES, Processing, SeatPolicy, Secret, Settings
-from .events import parse_event
 from .exceptions import (
     ConfigurationError,
     EventNotFound,
@@ -41,7 +49,7 @@ from .exceptions import (
 from .ledger import Ledger
 from .policy import DEFAULT_POLICY, LifecyclePolicy
 from .responses import WebhookResponse
-from .signature import DEFAULT_TOLERANCE, verify_stripe_signature
+from .signature import DEFAULT_TOLERANCE
 from .storage import EventRecord, Storage
 from .zentitle_router import Router, ZentitleHandler
 from .zentitle_webhooks import (
@@ -255,17 +263,17 @@ class Provisioner(OutcomeHooks):
         """
         return self._stripe_intake(payload, None, verify=False)
 
+    def handle_event_nowait(self, payload: bytes, signature: str | None) -> WebhookResponse | None:
+        """`handle_event`'s answer when it takes no waiting, else `None` (nothing
+        recorded; call `handle_event` in a thread): async servers call it on the loop."""
+        return nowait_intake(self, payload, signature)
+
     def _stripe_intake(
         self, payload: bytes | str, signature: str | None, *, verify: bool
     ) -> WebhookResponse:
         started = time.perf_counter()
         try:
-            body = bounded_body(payload, self.max_body_bytes)
-            if verify:
-                verify_stripe_signature(
-                    body, signature, self._secrets, tolerance=self.tolerance, clock=self.clock
-                )
-            event = parse_event(body)
+            body, event = verified(self, payload, signature, verify=verify)
             if self.processing == "queue" and verify:
                 return self._ledger.enqueue(stripe_record(event, body), started=started)
             work = functools.partial(_process_stripe, self.processor, event)

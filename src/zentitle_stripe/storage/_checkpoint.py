@@ -71,10 +71,15 @@ class Checkpointer:
         self.held = 0
         """Checkpoints a writer ran itself, others held (the bound on the log)."""
 
+    @property
+    def due(self) -> bool:
+        """Whether the next writer checkpoints (`before_write`), so it would wait."""
+        return self._overdue or self._commits >= self.max_commits
+
     def before_write(self, conn: sqlite3.Connection) -> None:
         """Called by a writer holding the process's writer lock, before its statement:
         checkpoint here when the log is too long (see the module), else nothing."""
-        if self._overdue or self._commits >= self.max_commits:
+        if self.due:
             self._commits = 0
             try:
                 with self._rounds:  # waits for a round of the thread to end

@@ -51,6 +51,12 @@ class MemoryStorage(StorageBackend):
             claimed = self._events[request.key] = request.claimed(record)
             return Claim(ClaimResult.CLAIMED, claimed)
 
+    def try_record_settled(
+        self, event: NewEvent, *, owner: str, outcome: str, detail: str, now: float
+    ) -> bool | None:
+        """`record_settled`: memory never waits (its lock only guards dict operations)."""
+        return self.record_settled(event, owner=owner, outcome=outcome, detail=detail, now=now)
+
     def _finish(self, finish: Finish) -> bool:
         with self._lock:
             record = self._events.get(finish.key)

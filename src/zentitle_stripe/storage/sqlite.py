@@ -149,6 +149,12 @@ def _connect(path: str, busy_timeout: float, synchronous: Synchronous) -> sqlite
     return conn
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether `exc` is SQLite's "busy" (locked by another connection), not a failure."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    return code in (5, 6) if code is not None else "locked" in str(exc)  # BUSY, LOCKED
+
+
 def settled_row(event: NewEvent, owner: str, outcome: str, detail: str, now: float) -> Row:
     """The `EVENT_COLUMNS` row of an event recorded done at once: `claimed_by` carries
     the settling owner, which the `zs_events_settled` trigger moves into its attempt."""
@@ -190,11 +196,14 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _conn(self, *, wait: bool = True) -> sqlite3.Connection:
+        """This thread's connection; `wait=False`: its other one, whose busy timeout is
+        0, so a write lock held by another process fails at once instead of waiting."""
+        name = "conn" if wait else "nowait"
+        conn: sqlite3.Connection | None = getattr(self._local, name, None)
         if conn is None:
-            conn = _connect(self.path, self._busy_timeout, self.synchronous)
-            self._local.conn = conn
+            conn = _connect(self.path, self._busy_timeout if wait else 0.0, self.synchronous)
+            setattr(self._local, name, conn)
             with self._connections_lock:
                 self._connections.append(conn)
         return conn
@@ -254,6 +263,31 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
             conn = self._conn()
             with self._writing(conn):
                 return bool(conn.execute(_INSERT, row).rowcount == 1)
+
+    def try_record_settled(
+        self, event: NewEvent, *, owner: str, outcome: str, detail: str, now: float
+    ) -> bool | None:
+        """`record_settled` if it can be done without waiting, else `None` (nothing
+        written): another writer of this process holds the lock, another process holds
+        SQLite's write lock, or a checkpoint is due. An event loop calls it in place of
+        handing the event to a thread (`Provisioner.handle_event_nowait`)."""
+        if not self._writer.acquire(blocking=False):
+            return None
+        try:
+            if self._checkpointer.due:
+                return None
+            row = settled_row(event, owner, outcome, detail, now)
+            with self._errors("record an event"):
+                try:
+                    changed = self._conn(wait=False).execute(_INSERT, row).rowcount
+                except sqlite3.OperationalError as exc:
+                    if _busy(exc):
+                        return None
+                    raise
+        finally:
+            self._writer.release()
+        self._checkpointer.committed()
+        return changed == 1
 
     def _record_settled(self, request: ClaimRequest, finish: Finish) -> bool:
         event, now = request.event, request.now
