@@ -16,6 +16,7 @@ from ..catalogue import MISSING_EVENT_CONSEQUENCES, missing_events
 from ..exceptions import StripeAPIError, ZentitleAPIError, ZentitleStripeError
 from ..policy import DEFAULT_POLICY, LifecyclePolicy
 from ._common import Check, CheckStatus, Progress, quiet
+from .hooks import check_hooks
 from .prices import check_catalogue
 from .worker import check_queue
 
@@ -98,6 +99,9 @@ def run_doctor(
         queue = check_queue(storage, now=time.time())
         if queue is not None:
             checks.append(queue)
+        hooks = check_hooks(storage)
+        if hooks is not None:
+            checks.append(hooks)
     return DoctorReport(tuple(checks))
 
 

@@ -1,4 +1,5 @@
-"""Outcome hooks that have not succeeded: list them, and run them through the app.
+"""Outcome hooks that have not succeeded: list them, run them through the app, and the
+`doctor` check that warns of failed ones.
 
 What `zentitle-stripe hooks` prints and does: after Stripe stops redelivering (three
 days in live mode), a hook that kept failing stays `failed` until someone runs it.
@@ -10,11 +11,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, ZentitleStripeError
 from ..provisioner import Provisioner
-from ..storage import HookStorage, Storage, StoredOutcome
+from ..storage import HookStatus, HookStorage, Storage, StoredOutcome
+from ._common import Check, CheckStatus
 
-__all__ = ["hooks_to_json", "run_unfinished_hooks", "unfinished_hooks"]
+__all__ = ["check_hooks", "hooks_to_json", "run_unfinished_hooks", "unfinished_hooks"]
 
 _ANY_ATTEMPTS = 2**31 - 1
 
@@ -68,3 +70,32 @@ def hooks_to_json(stored: StoredOutcome) -> dict[str, Any]:
             for run in stored.runs
         ],
     }
+
+
+def check_hooks(storage: Storage) -> Check | None:
+    """A warning naming the outcome hooks whose last run failed; `None` when none did
+    (or the storage keeps no hooks), so `doctor` stays quiet for apps without them."""
+    if not isinstance(storage, HookStorage):
+        return None
+    try:
+        unfinished = unfinished_hooks(storage, limit=100)
+    except ZentitleStripeError as exc:
+        return Check("outcome hooks", CheckStatus.FAIL, str(exc), "check ZENTITLE_STRIPE_STORAGE")
+    failed = [
+        (stored, run)
+        for stored in unfinished
+        for run in stored.runs
+        if run.status is HookStatus.FAILED
+    ]
+    if not failed:
+        return None
+    stored, run = failed[0]
+    more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+    return Check(
+        "outcome hooks",
+        CheckStatus.WARN,
+        f"{len(failed)} hook run(s) failed, e.g. {run.handler} for {stored.kind} event "
+        f"{stored.event_id}: {run.error}{more}",
+        "`zentitle-stripe hooks` lists them; fix the hook, then run "
+        "`zentitle-stripe hooks --run --app yourapp.module:provisioner`",
+    )

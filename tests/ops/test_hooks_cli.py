@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,34 @@ def test_hooks_lists_what_failed_and_runs_it_through_the_app(
     sent = app.SENT
     assert len(sent) == 1
     assert env.run("hooks")[0] == 0
+
+
+def test_doctor_warns_of_failed_hooks_only() -> None:
+    from zentitle_stripe.ops._common import CheckStatus
+    from zentitle_stripe.ops.hooks import check_hooks
+    from zentitle_stripe.storage import MemoryStorage
+
+    storage = MemoryStorage()
+    assert check_hooks(storage) is None  # no hooks at all: nothing to say
+    storage.record_outcome(
+        "stripe",
+        "evt_1",
+        kind="provisioned",
+        data="{}",
+        handlers=["welcome", "crm"],
+        now=1.0,
+        not_before=2.0,
+    )
+    assert check_hooks(storage) is None  # pending: about to run
+    assert storage.claim_hook("stripe", "evt_1", "welcome", owner="w", lease_seconds=9, now=3.0)
+    storage.finish_hook(
+        "stripe", "evt_1", "welcome", owner="w", error="SMTPError: down", retry_at=4.0, now=3.0
+    )
+    check = check_hooks(storage)
+    assert check is not None
+    assert check.status is CheckStatus.WARN
+    assert "welcome for provisioned event evt_1: SMTPError: down" in check.detail
+    assert check.fix is not None
+    assert "zentitle-stripe hooks --run --app" in check.fix
+    no_hooks: Any = object()
+    assert check_hooks(no_hooks) is None
