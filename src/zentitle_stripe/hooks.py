@@ -17,6 +17,7 @@ runs only the handlers that have not succeeded. The rules and the HTTP answers a
 from __future__ import annotations
 
 import contextvars
+import inspect
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -166,6 +167,11 @@ class HookRegistry:
         chosen = _kinds(kinds)
 
         def decorate(handler: OutcomeHandler) -> OutcomeHandler:
+            if inspect.iscoroutinefunction(handler):
+                raise TypeError(
+                    "on_outcome: hooks are called in the webhook's (or the worker's) thread "
+                    "and must be plain functions; an async one would never be awaited"
+                )
             stable = name or handler_name(handler)
             if not name and "<lambda>" in stable:
                 raise ValueError("on_outcome: a lambda has no stable name; pass name=")

@@ -326,6 +326,12 @@ def test_registration_names_kinds_and_storage_are_checked(world: EmulatedWorld) 
             on(kind)
     with pytest.raises(ValueError, match="at least one kind"):
         on()
+
+    async def coroutine(outcome: LicenceOutcome) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="never be awaited"):
+        on("renewed")(coroutine)  # type: ignore[arg-type]
     assert {"provisioned", "renewed", "updated", "revoked"} <= {k.value for k in LICENCE_KINDS}
 
     from zentitle_stripe import Provisioner
@@ -420,3 +426,33 @@ def test_an_outcome_that_cannot_be_recorded_fails_the_event_for_a_retry(
     retried = world.deliver(paid)
     assert (retried.status, body(retried)["outcome"]) == (200, "duplicate")
     assert recorder.calls == []
+
+
+def test_concurrent_redeliveries_run_a_failed_hook_once(
+    world: EmulatedWorld, recorder: Recorder
+) -> None:
+    import threading
+
+    recorder.fail["crm"] = 1
+    _, paid = world.subscribe(world.customer(), [(world.price("PRO-1Y"), 1)])
+    assert world.deliver(paid).status == 500
+    entered, release = threading.Event(), threading.Event()
+    slow = world.provisioner.outcome_hooks.registry.get("crm")
+    assert slow is not None
+
+    def blocking_crm(outcome: LicenceOutcome) -> None:  # holds its run while a twin arrives
+        entered.set()
+        release.wait(10)
+        slow(outcome)
+
+    world.provisioner.outcome_hooks.registry._registered["crm"].handler = blocking_crm
+    answers: list[int] = []
+    first = threading.Thread(target=lambda: answers.append(world.deliver(paid).status))
+    first.start()
+    assert entered.wait(10)
+    twin = world.deliver(paid)  # the same event again, while crm runs for the first
+    release.set()
+    first.join(10)
+    assert twin.status == 409  # held elsewhere: retry later, never a second run
+    assert answers == [200]
+    assert recorder.names() == ["email", "crm", "audit", "crm"]
