@@ -303,3 +303,28 @@ def test_cancel_at_period_end_changes_nothing_until_the_deletion(world: Emulated
     for late in (scheduled, taken_back, again):  # old updates never bring it back
         assert world.deliver(late).status == 200
     assert statuses(world, subscription_id) == ["disabled"]
+
+
+def test_reconcile_catches_up_a_lost_status_change(world: EmulatedWorld) -> None:
+    """No invoice comes for an `unpaid` or `paused` subscription, so nothing else would
+    heal a lost one; caught up late, it reads Stripe's state as it is then."""
+    from zentitle_stripe import ops
+
+    subscription_id, paid = started(world)
+    assert world.deliver(paid).status == 200
+    world.fail_renewal(subscription_id)  # its webhooks are lost
+    world.set_status(subscription_id, "unpaid")
+    report = ops.reconcile(
+        world.provisioner,
+        world.stripe,
+        world.zentitle,
+        since_seconds=800 * 86400,
+        now=world.stripe_emulator.now,
+        check_drift=False,
+    )
+    processed = [(e.type, e.outcome) for e in report.events if e.action == "processed"]
+    assert processed == [
+        ("customer.subscription.updated", "revoked"),
+        ("customer.subscription.updated", "duplicate"),
+    ]
+    assert statuses(world, subscription_id) == ["disabled"]

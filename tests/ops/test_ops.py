@@ -495,7 +495,13 @@ def test_reconcile_clamps_to_thirty_days(world: EmulatedWorld) -> None:
     assert report.drift is None
     params = world.stripe_emulator.requests[-1].params
     assert params["created"] == {"gte": str(now - 30 * DAY)}
-    assert params["types"] == list(ops.REQUIRED_EVENTS)
+    # and the status changes the default policy acts on (nothing else heals a lost one)
+    assert params["types"] == [
+        *ops.REQUIRED_EVENTS,
+        "customer.subscription.updated",
+        "customer.subscription.paused",
+        "customer.subscription.resumed",
+    ]
 
 
 def test_reconcile_fails_when_processing_fails(world: EmulatedWorld) -> None:

@@ -102,7 +102,8 @@ def reconcile(
 ) -> ReconcileReport:
     """Process every `invoice.paid` / `customer.subscription.deleted` event of the window
     (and `charge.refunded` / `charge.dispute.created` when the lifecycle policy disables
-    on them) that storage has not finished, oldest first, then look for drift.
+    on them, and the `customer.subscription.updated` / `.paused` / `.resumed` it acts on)
+    that storage has not finished, oldest first, then look for drift.
 
     Webhooks can be lost (endpoint down past Stripe's retries, a wrong secret); Stripe keeps
     events for 30 days, so `since_seconds` is clamped to that (`clamped` says so).
@@ -129,12 +130,24 @@ def reconcile(
     return ReconcileReport(window_start, clamped, tuple(results), drift)
 
 
+_STATUS_EVENTS = frozenset(
+    {
+        "customer.subscription.updated",
+        "customer.subscription.paused",
+        "customer.subscription.resumed",
+    }
+)
+"""Status moments: a lost `unpaid` or `paused` is healed by no invoice (none comes), and
+their flows read Stripe's state fresh, so catching one up late is safe."""
+
+
 def _caught_up_types(provisioner: Provisioner) -> list[str]:
-    """Payments and cancellations, and the refunds and disputes the lifecycle policy acts
-    on: nothing later heals a lost one of those (a lost update heals at the next invoice)."""
+    """Payments and cancellations, and the refunds, disputes and status changes the
+    lifecycle policy acts on: nothing later heals a lost one of those."""
     policy = getattr(provisioner.processor, "policy", None)
     wanted = policy.events() if isinstance(policy, LifecyclePolicy) else ()
-    return [*REQUIRED_EVENTS, *(event for event in wanted if event in CHARGE_EVENTS)]
+    extra = CHARGE_EVENTS | _STATUS_EVENTS
+    return [*REQUIRED_EVENTS, *(event for event in wanted if event in extra)]
 
 
 def _oldest_first(
