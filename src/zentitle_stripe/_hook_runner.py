@@ -237,6 +237,22 @@ class HookRunner:
             self._finish(key, owner, error, self.clock() + delay)
             return "failed"
         self._finish(key, owner, None, None)
+        duration_ms = round((self.clock() - now) * 1000, 2)
+        logger.info(
+            "outcome hook %s ran for %s event %s (%s) in %.1f ms",
+            run.handler,
+            stored.source,
+            stored.event_id,
+            stored.kind,
+            duration_ms,
+            extra={
+                "source": stored.source,
+                "event_id": stored.event_id,
+                "outcome": stored.kind,
+                "duration_ms": duration_ms,
+                "detail": f"outcome hook {run.handler} ran",
+            },
+        )
         return "done"
 
     def _finish(

@@ -5,6 +5,7 @@ interrupted hook runs again on a redelivery or a replay, and only it."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -117,8 +118,9 @@ def runs(world: EmulatedWorld, event_id: str) -> dict[str, tuple[HookStatus, int
 
 
 def test_each_outcome_calls_its_hooks_once_with_what_the_flow_saw(
-    world: EmulatedWorld, recorder: Recorder
+    world: EmulatedWorld, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="zentitle_stripe.hooks")
     customer = world.customer()
     subscription_id, paid = world.subscribe(customer, [(world.price("PRO-1Y"), 3)])
     answer = world.deliver(paid)
@@ -154,6 +156,13 @@ def test_each_outcome_calls_its_hooks_once_with_what_the_flow_saw(
     assert record is not None
     assert (record.status, record.outcome) == (EventStatus.DONE, "provisioned")
 
+    ran = [r.getMessage() for r in caplog.records if r.name == "zentitle_stripe.hooks"]
+    assert [line.split(" ran for ")[0] for line in ran] == [
+        "outcome hook email",
+        "outcome hook crm",
+        "outcome hook audit",
+    ]
+    assert f"stripe event {paid['id']} (provisioned)" in ran[0]
     again = world.deliver(paid)  # a duplicate calls nothing
     assert (again.status, body(again)["outcome"]) == (200, "duplicate")
     assert len(recorder.calls) == 3
