@@ -8,6 +8,7 @@ it); one that has them must follow every rule here.
 
 from __future__ import annotations
 
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -156,6 +157,8 @@ class HookContract:
         assert hooks.due_hooks(now=T0 + 499, max_attempts=5) == []  # failed, due later
         assert hooks.due_hooks(now=T0 + 500, max_attempts=5) == [("zentitle", "evt_z")]
         assert hooks.due_hooks(now=T0 + 500, max_attempts=1) == []  # out of attempts
+        # `now=inf` lists every unfinished run (what `zentitle-stripe hooks` asks)
+        assert hooks.due_hooks(now=math.inf, max_attempts=2**31 - 1) == [("zentitle", "evt_z")]
 
     def test_only_one_of_many_concurrent_hook_claims_wins(self) -> None:
         hooks = self._hooks()
