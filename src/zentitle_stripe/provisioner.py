@@ -357,6 +357,9 @@ class Provisioner(OutcomeHooks):
 telemetry.traced_methods(
     Provisioner,
     _stripe_intake="stripe webhook",
+    # A delivery it hands on to the threadpool keeps this name and no outcome: the
+    # span of `handle_event` that follows has them.
+    handle_event_nowait="stripe webhook on the event loop",
     handle_zentitle_event="zentitle webhook",
     replay="replay",
 )

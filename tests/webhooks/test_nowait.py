@@ -202,3 +202,35 @@ def test_the_server_loop_answers_while_a_delivery_waits_for_the_database(
     finally:
         other.close()
         provisioner.close()
+
+
+def test_telemetry_spans_an_answer_on_the_loop_like_any_other(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from zentitle_stripe import telemetry
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    telemetry.enable(tracer_provider=provider)
+    storage = SQLiteStorage(str(tmp_path / "zs.db"))
+    try:
+        provisioner = Provisioner(webhook_secrets=[SECRET], storage=storage)
+        event = _unhandled()
+        assert provisioner.handle_event_nowait(*_signed(event)) is not None
+        (span,) = spans.get_finished_spans()
+        assert span.name == "stripe customer.updated"
+        assert span.attributes is not None
+        assert span.attributes["zentitle_stripe.outcome"] == "ignored"
+        spans.clear()
+        assert provisioner.handle_event_nowait(*_signed(event)) is None  # handed on
+        (span,) = spans.get_finished_spans()
+        assert span.name == "stripe webhook on the event loop"
+        assert span.attributes is not None
+        assert "zentitle_stripe.outcome" not in span.attributes
+    finally:
+        telemetry.reset()
+        storage.close()
