@@ -328,3 +328,23 @@ def test_reconcile_catches_up_a_lost_status_change(world: EmulatedWorld) -> None
         ("customer.subscription.updated", "duplicate"),
     ]
     assert statuses(world, subscription_id) == ["disabled"]
+
+
+def test_a_renewal_paid_while_paused_is_covered_when_enabled_again(
+    world: EmulatedWorld,
+) -> None:
+    """The renewal's invoice arrives after the pause (renewing nothing: the licence is
+    off); enabled again, the licence still covers the period that was paid."""
+    subscription_id, paid = started(world)
+    assert world.deliver(paid).status == 200
+    renewal = world.renew(subscription_id)
+    _, paid_end = period(world, subscription_id)
+    paused, _ = world.pause(subscription_id)
+    for event in (paused, renewal):
+        assert world.deliver(event).status == 200
+    assert statuses(world, subscription_id) == ["disabled"]
+    resumed, _, _ = world.resume(subscription_id)  # its invoice is not delivered yet
+    response = world.deliver(resumed)
+    assert response.outcome.kind is OutcomeKind.UPDATED, detail(response)
+    assert statuses(world, subscription_id) == ["active"]
+    assert abs(expiry(world, subscription_id) - paid_end) <= timedelta(days=1)  # type: ignore[operator]

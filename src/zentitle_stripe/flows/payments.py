@@ -49,10 +49,13 @@ def paid_period(
     outcome = renew(ctx, invoice, state, group=group, reads=reads)
     state = ctx.subscription_state(subscription_id)
     ended_grace = period_end is not None and period_end > (state.grace_until or period_end)
-    if state.trial_until is not None or ended_grace:
+    owed = state.owed_until
+    if state.suspended is not None and period_end is not None:
+        owed = max(owed or 0, period_end)  # renewed nothing: made up for once enabled
+    if state.trial_until is not None or ended_grace or owed != state.owed_until:
         # Paid: the licence is no longer a trial's, nor (past it) a grace's.
         grace_until = None if ended_grace else state.grace_until
-        ctx.save(attrs.evolve(state, trial_until=None, grace_until=grace_until))
+        ctx.save(attrs.evolve(state, trial_until=None, grace_until=grace_until, owed_until=owed))
     if covered and outcome.kind is OutcomeKind.DUPLICATE:
         until = datetime.fromtimestamp(period_end or 0, timezone.utc).date().isoformat()
         return Outcome(

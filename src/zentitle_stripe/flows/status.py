@@ -41,6 +41,7 @@ from .cancellation import disable_group, subscription_deleted
 from .context import FlowContext, logger
 from .items import desired_items
 from .renewal import COVERAGE_SLACK
+from .renewal import _renew_until_covered as renew_until_covered
 
 if TYPE_CHECKING:
     from ..zentitle.models import Entitlement, EntitlementGroup
@@ -138,7 +139,8 @@ def apply_decision(
     if state.suspended is not None:
         was = state.suspended
         enabled = enable_group(ctx, state, fresh)
-        state = ctx.save(attrs.evolve(state, suspended=None))
+        _cover_owed(ctx, state)
+        state = ctx.save(attrs.evolve(state, suspended=None, owed_until=None))
         changes.append(
             f"enabled {enabled} entitlement(s) disabled while {was}"
             if enabled
@@ -202,6 +204,20 @@ def enable_group(ctx: FlowContext, state: SubscriptionState, fresh: Subscription
             live.add(entitlement.sku)
             enabled += 1
     return enabled
+
+
+def _cover_owed(ctx: FlowContext, state: SubscriptionState) -> None:
+    """After enabling: cover a period paid while the licence was off (`owed_until`).
+
+    That renewal renewed nothing (a renew skips a disabled entitlement) though it was
+    recorded as applied; this makes up for it by the renewal's own rule (read, compare,
+    renew until covered, bounded). Nothing is read when nothing is owed.
+    """
+    if state.owed_until is None or state.group_id is None:
+        return
+    for entitlement in ctx.group_with_entitlements(state.group_id).entitlements:
+        if entitlement.status not in _INACTIVE:
+            renew_until_covered(ctx, entitlement.id, state.owed_until)
 
 
 def _disabled(group: EntitlementGroup) -> list[Entitlement]:

@@ -186,6 +186,10 @@ class SubscriptionState:
     grace_until: int | None = None
     """The expiry the `past_due` grace set (unix seconds), so the paid invoice that
     ends the trouble sets the paid period's end instead of adding a period to it."""
+    owed_until: int | None = None
+    """The end of a period paid while the licence was suspended (unix seconds): the
+    renewal renewed nothing (a renew skips a disabled entitlement), so the licence covers
+    it once enabled again; cleared then."""
     version: int = attrs.field(default=0, eq=False)
     """How many times this state was stored: 0 for one never stored. A write is
     compare-and-set on it (see
