@@ -348,3 +348,17 @@ def test_a_renewal_paid_while_paused_is_covered_when_enabled_again(
     assert response.outcome.kind is OutcomeKind.UPDATED, detail(response)
     assert statuses(world, subscription_id) == ["active"]
     assert abs(expiry(world, subscription_id) - paid_end) <= timedelta(days=1)  # type: ignore[operator]
+
+
+def test_drift_finds_a_live_licence_of_an_unpaid_subscription(world: EmulatedWorld) -> None:
+    from zentitle_stripe import ops
+
+    world.offering("GRACE-1Y", grace_days=30)  # Zentitle2's own grace keeps it live
+    subscription_id, paid = world.subscribe(world.customer(), [(world.price("GRACE-1Y"), 1)])
+    assert world.deliver(paid).status == 200
+    world.fail_renewal(subscription_id)
+    world.set_status(subscription_id, "unpaid")  # both updates lost, past reconcile's window
+    (drift,) = ops.find_drift(world.stripe, world.zentitle, world.storage)
+    assert (drift.kind, drift.subscription_id) == ("orphaned", subscription_id)
+    assert "is unpaid" in drift.detail
+    assert "customer.subscription.updated" in drift.fix

@@ -25,8 +25,11 @@ if TYPE_CHECKING:
     from ..zentitle import ZentitleAPI
     from ..zentitle.models import EntitlementGroup
 
-_ENDED_SUBSCRIPTION = frozenset({"canceled", "incomplete_expired"})
-"""Subscription statuses after which its entitlements should be disabled."""
+_ENDED_SUBSCRIPTION = frozenset({"canceled", "incomplete_expired", "unpaid"})
+"""Subscription statuses in which its entitlements should be disabled (`unpaid`: the
+lifecycle's status moments disable it, whatever the policy)."""
+_DELETED_FIX = "replay its customer.subscription.deleted event"
+_STATUS_FIX = "replay its latest customer.subscription.updated event (or reconcile)"
 
 
 @attrs.frozen
@@ -147,6 +150,7 @@ def _unlicensed(
 
 
 def _orphaned(stripe: StripeOpsAPI, ref: str, live: list[EntitlementGroup]) -> Drift | None:
+    subscription: Subscription | None = None
     try:
         subscription = stripe.retrieve_subscription(ref)
     except StripeAPIError as exc:
@@ -157,12 +161,13 @@ def _orphaned(stripe: StripeOpsAPI, ref: str, live: list[EntitlementGroup]) -> D
         if subscription.status not in _ENDED_SUBSCRIPTION:
             return None
         state, customer = f"is {subscription.status}", subscription.customer_id
+    deleted = subscription is None or subscription.status == "canceled"
     return Drift(
         "orphaned",
         ref,
         f"subscription {ref} {state}, but group(s) {', '.join(g.id for g in live)} still "
         "have live entitlements",
-        "replay its customer.subscription.deleted event, or disable the entitlements in Zentitle2",
+        f"{_DELETED_FIX if deleted else _STATUS_FIX}, or disable the entitlements in Zentitle2",
         stripe_customer_id=customer,
         zentitle_customer_id=next((g.customer_id for g in live if g.customer_id), None),
         group_ids=tuple(g.id for g in live),
