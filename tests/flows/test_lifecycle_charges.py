@@ -151,6 +151,8 @@ def test_a_renewal_after_the_revocation_grants_nothing_until_enabled_by_hand(
     # The operator gives the licence back by hand: the hold is lifted, renewals extend.
     (entitlement,) = world.entitlements(subscription_id)
     world.zentitle.enable_entitlement(entitlement.id)
+    replayed = world.provisioner.replay(renewal["id"])  # the period answered `held`
+    assert replayed.outcome.kind is OutcomeKind.RENEWED, detail(replayed)
     following = world.renew(subscription_id)
     assert world.deliver(following).outcome.kind is OutcomeKind.RENEWED
     assert not Hold.read(flows(world), subscription_id).held
