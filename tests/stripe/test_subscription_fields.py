@@ -83,3 +83,33 @@ def test_trial_end_and_cancel_at_period_end_are_read_strictly(
 def test_amount_paid_is_a_non_negative_integer_or_unknown(value: Any, expected: int | None) -> None:
     invoice = {"id": "in_1", "object": "invoice", "amount_paid": value, "lines": {"data": []}}
     assert parse_invoice(invoice).amount_paid == expected
+
+
+@pytest.mark.parametrize("api_version", list(GENERATIONS.values()), ids=list(GENERATIONS))
+def test_the_subscription_event_factory_renders_each_generation(api_version: str) -> None:
+    from zentitle_stripe.testing import LineSpec, subscription_event
+
+    event = subscription_event(
+        [LineSpec("price_1", sku="PRO-1Y")],
+        event_type="customer.subscription.paused",
+        status="paused",
+        period_start=1_800_000_000,
+        trial_end=1_800_000_000,
+        cancel_at_period_end=True,
+        previous_attributes={"status": "active"},
+        api_version=api_version,
+    )
+    obj = event["data"]["object"]
+    parsed = parse_subscription(obj)
+    assert (parsed.status, parsed.trial_end, parsed.cancel_at_period_end) == (
+        "paused",
+        1_800_000_000,
+        True,
+    )
+    assert parsed.current_period_start == 1_800_000_000
+    assert parsed.items[0].price_metadata == {"offering_sku": "PRO-1Y"}
+    old = api_version == GENERATIONS["acacia"]
+    assert ("current_period_start" in obj) is old
+    assert ("current_period_start" in obj["items"]["data"][0]) is not old
+    assert ("status_details" in obj) is not old
+    assert event["data"]["previous_attributes"] == {"status": "active"}

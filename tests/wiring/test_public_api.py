@@ -302,6 +302,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "one_time_invoice_paid_event",
         "sign_stripe_payload",
         "subscription_deleted_event",
+        "subscription_event",
         "take_contract_violations",
     },
     "zentitle_stripe.flask": {"init_app", "make_blueprint"},

@@ -4,6 +4,8 @@
   valid `Stripe-Signature` header.
 - events: [`invoice_paid_event`][zentitle_stripe.testing.invoice_paid_event],
   [`subscription_deleted_event`][zentitle_stripe.testing.subscription_deleted_event],
+  [`subscription_event`][zentitle_stripe.testing.subscription_event] (updated, paused,
+  resumed),
   [`charge_refunded_event`][zentitle_stripe.testing.charge_refunded_event] and
   [`charge_dispute_created_event`][zentitle_stripe.testing.charge_dispute_created_event]
   build payloads in either Stripe API generation.
@@ -44,6 +46,7 @@ from ._events import (
     one_time_invoice_paid_event,
     sign_stripe_payload,
     subscription_deleted_event,
+    subscription_event,
 )
 from ._fake import (
     DEFAULT_RANDOM_FAULTS,
@@ -84,5 +87,6 @@ __all__ = [
     "one_time_invoice_paid_event",
     "sign_stripe_payload",
     "subscription_deleted_event",
+    "subscription_event",
     "take_contract_violations",
 ]

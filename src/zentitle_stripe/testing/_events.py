@@ -26,6 +26,7 @@ __all__ = [
     "one_time_invoice_paid_event",
     "sign_stripe_payload",
     "subscription_deleted_event",
+    "subscription_event",
 ]
 
 OLD_API_VERSION = "2024-06-20"
@@ -282,6 +283,76 @@ def subscription_deleted_event(
         api_version=api_version,
         created=now,
     )
+
+
+def subscription_event(
+    items: Sequence[LineSpec],
+    *,
+    event_type: str = "customer.subscription.updated",
+    subscription_id: str = "sub_test",
+    customer_id: str = "cus_test",
+    status: str = "active",
+    period_start: int | None = None,
+    period_end: int | None = None,
+    trial_end: int | None = None,
+    cancel_at_period_end: bool = False,
+    metadata: Mapping[str, str] | None = None,
+    previous_attributes: Mapping[str, Any] | None = None,
+    api_version: str = NEW_API_VERSION,
+    event_id: str | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """A `customer.subscription.updated` (or `.paused`, `.resumed`: `event_type`) event.
+
+    The current period is where `api_version` puts it: top-level before basil, on each
+    item since; `status_details` only from endive's pause (2026-09-30) on. The items embed
+    their full Price, as at every version.
+    """
+    now = created if created is not None else int(time.time())
+    start = period_start if period_start is not None else now
+    end = period_end if period_end is not None else start + _YEAR
+    old = is_old_shape(api_version)
+    period = {} if old else {"current_period_start": start, "current_period_end": end}
+    subscription: dict[str, Any] = {
+        "id": subscription_id,
+        "object": "subscription",
+        "customer": customer_id,
+        "status": status,
+        "cancel_at": end if cancel_at_period_end else None,
+        "cancel_at_period_end": cancel_at_period_end,
+        "canceled_at": now if cancel_at_period_end else None,
+        "ended_at": None,
+        "metadata": dict(metadata or {}),
+        "pause_collection": None,
+        "trial_start": start if trial_end is not None else None,
+        "trial_end": trial_end,
+        "items": {"object": "list", "data": _items(items, period), "has_more": False},
+    }
+    if old:
+        subscription.update(current_period_start=start, current_period_end=end)
+    elif api_version >= "2026-09-30":
+        paused = {"paused": {"subscription": {"type": "requested"}}}
+        subscription["status_details"] = paused if status == "paused" else None
+    event = make_event(
+        event_type, subscription, event_id=event_id, api_version=api_version, created=now
+    )
+    if previous_attributes is not None:
+        event["data"]["previous_attributes"] = dict(previous_attributes)
+    return event
+
+
+def _items(items: Sequence[LineSpec], fields: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Subscription items embedding their full Price, with `fields` added to each."""
+    return [
+        {
+            "id": _next_id("si"),
+            "object": "subscription_item",
+            "price": spec.price_object(),
+            "quantity": spec.quantity,
+            **fields,
+        }
+        for spec in items
+    ]
 
 
 def sign_stripe_payload(
