@@ -11,6 +11,7 @@ import pytest
 from zentitle_stripe.exceptions import ConfigurationError, StorageError
 from zentitle_stripe.storage import (
     ClaimResult,
+    EventStatus,
     HookStatus,
     HookStorage,
     MemoryStorage,
@@ -90,7 +91,7 @@ def test_a_version_1_sqlite_file_is_upgraded_when_opened(tmp_path: Path) -> None
     with sqlite3.connect(path) as conn:  # back to version 1: no history yet
         conn.executescript(
             "DROP TRIGGER zs_events_finished; DROP TRIGGER zs_events_taken_over;"
-            "DROP TRIGGER zs_events_settled; DROP TABLE zs_event_attempts;"
+            "DROP TRIGGER zs_events_settled_taken; DROP TABLE zs_event_attempts;"
             "UPDATE zs_meta SET value = '1' WHERE key = 'schema_version';"
         )
     storage = SQLiteStorage(str(path))
@@ -135,23 +136,86 @@ def test_a_version_2_sqlite_file_gets_the_hook_tables_when_opened(tmp_path: Path
         storage.close()
 
 
-def test_a_version_3_sqlite_file_gets_the_settled_trigger(tmp_path: Path) -> None:
-    path = tmp_path / "v3.db"
+_SETTLED_V4 = """
+CREATE TRIGGER zs_events_settled AFTER INSERT ON zs_events
+WHEN NEW.status = 'done' AND NEW.claimed_by IS NOT NULL
+BEGIN
+    INSERT INTO zs_event_attempts (source, event_id, attempt, finished_at, owner, status,
+        outcome, detail, error)
+    VALUES (NEW.source, NEW.event_id, NEW.attempts, NEW.updated_at, NEW.claimed_by,
+        NEW.status, NEW.outcome, NEW.detail, NEW.last_error);
+    UPDATE zs_events SET claimed_by = NULL WHERE rowid = NEW.rowid;
+END;
+"""
+
+
+def _settled_history(storage: SQLiteStorage, event_id: str) -> list[tuple[int, str | None, str]]:
+    record = storage.get_event(event_id)
+    assert record is not None
+    if record.status is EventStatus.DONE:
+        assert record.claimed_by is None  # the owner is its attempt's, not a claim's
+    return [(a.attempt, a.owner, a.status) for a in record.history]
+
+
+def test_a_version_4_sqlite_file_keeps_its_settled_attempts(tmp_path: Path) -> None:
+    """Schema 4 wrote a settled event's attempt apart (and cleared the owner); schema 5
+    implies it by the row. A file keeps both kinds readable, and a v4 trigger is gone."""
+    path = tmp_path / "v4.db"
     SQLiteStorage(str(path)).close()
-    with sqlite3.connect(path) as conn:  # back to version 3: settled attempts written apart
-        conn.executescript(
-            "DROP TRIGGER zs_events_settled;"
-            "UPDATE zs_meta SET value = '3' WHERE key = 'schema_version';"
+    with sqlite3.connect(path) as conn:  # back to version 4
+        conn.execute("DROP TRIGGER zs_events_settled_taken")
+        conn.executescript(_SETTLED_V4)
+        conn.execute("UPDATE zs_meta SET value = '4' WHERE key = 'schema_version'")
+    with sqlite3.connect(path) as conn:  # a settled row as version 4 wrote it
+        conn.execute(
+            "INSERT INTO zs_events (source, event_id, type, status, attempts, payload, "
+            "outcome, detail, received_at, updated_at, claimed_by) "
+            "VALUES ('stripe', 'evt_4', 't', 'done', 1, x'7b7d', 'ignored', 'x', 1, 1, 'w4')"
         )
     storage = SQLiteStorage(str(path))
     try:
-        assert _sqlite_version(path) == ("4",)
-        event = NewEvent(event_id="evt_1", source="stripe", type="customer.updated", payload=b"{}")
+        assert _sqlite_version(path) == (str(SCHEMA_VERSION),)
+        with sqlite3.connect(path) as conn:
+            names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "zs_events_settled" not in names
+        assert "zs_events_settled_taken" in names
+        assert _settled_history(storage, "evt_4") == [(1, "w4", "done")]
+        event = NewEvent(event_id="evt_5", source="stripe", type="t", payload=b"{}")
+        assert storage.record_settled(event, owner="w5", outcome="ignored", detail="x", now=2.0)
+        assert _settled_history(storage, "evt_5") == [(1, "w5", "done")]
+        with sqlite3.connect(path) as conn:  # implied by the row: no attempt row written
+            rows = conn.execute(
+                "SELECT count(*) FROM zs_event_attempts WHERE event_id = 'evt_5'"
+            ).fetchone()
+        assert rows == (0,)
+    finally:
+        storage.close()
+
+
+def test_a_settled_event_taken_over_keeps_its_first_attempt(tmp_path: Path) -> None:
+    """A replay of a settled event (`reclaim_done`) changes its row: the trigger writes
+    the implied attempt first, so the history reads 1 (settled), then 2 (the replay)."""
+    storage = SQLiteStorage(str(tmp_path / "zs.db"))
+    try:
+        event = NewEvent(event_id="evt_1", source="stripe", type="t", payload=b"{}")
         assert storage.record_settled(event, owner="w1", outcome="ignored", detail="x", now=1.0)
-        record = storage.get_event("evt_1")
-        assert record is not None
-        assert record.claimed_by is None
-        assert [(a.attempt, a.owner, a.status) for a in record.history] == [(1, "w1", "done")]
+        claim = storage.claim_event(event, owner="w2", lease_seconds=60, now=2.0, reclaim_done=True)
+        assert claim.result is ClaimResult.CLAIMED
+        assert claim.record.attempts == 2
+        assert _settled_history(storage, "evt_1") == [(1, "w1", "done")]
+        assert storage.finish_event(
+            "evt_1",
+            "stripe",
+            owner="w2",
+            status=EventStatus.DONE,
+            outcome="provisioned",
+            detail="y",
+            error=None,
+            now=3.0,
+        )
+        assert _settled_history(storage, "evt_1") == [(1, "w1", "done"), (2, "w2", "done")]
+        listed = storage.list_events()
+        assert [(a.attempt, a.owner) for a in listed[0].history] == [(1, "w1"), (2, "w2")]
     finally:
         storage.close()
 

@@ -123,10 +123,20 @@ class EventRecord:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> EventRecord:
-        """Build from a SQL row in `EVENT_COLUMNS` order (the SQL backends share it)."""
+        """Build from a SQL row in `EVENT_COLUMNS` order (the SQL backends share it).
+
+        A done row that still names an owner is an event recorded done at once
+        (SQLite's `record_settled`): its one attempt is implied by the row, not written
+        apart, so it is read back here as the record's history (and no owner).
+        """
         values = dict(zip(EVENT_FIELDS, row, strict=True))
-        values["status"] = EventStatus(values["status"])
+        status = values["status"] = EventStatus(values["status"])
         values["payload"] = bytes(values["payload"])
+        if status is EventStatus.DONE and values["claimed_by"] is not None:
+            owner, values["claimed_by"] = values["claimed_by"], None
+            attempt = (values["attempts"], values["updated_at"], owner, status.value)
+            ended = (values["outcome"], values["detail"], values["last_error"])
+            values["history"] = (EventAttempt(*attempt, *ended),)
         return cls(**values)
 
     def to_row(self) -> tuple[Any, ...]:

@@ -97,11 +97,15 @@ def with_history(
     records: Sequence[EventRecord], rows: Iterable[Sequence[Any]]
 ) -> list[EventRecord]:
     """`records` with their history from `rows` of `zs_event_attempts` (in
-    `ATTEMPT_COLUMNS` order, oldest first)."""
+    `ATTEMPT_COLUMNS` order, oldest first), after the attempt a record's row implies, if
+    any (see `EventRecord.from_row`)."""
     found: dict[tuple[str, str], list[EventAttempt]] = {}
     for source, event_id, *attempt in rows:
         found.setdefault((source, event_id), []).append(EventAttempt(*attempt))
-    return [attrs.evolve(r, history=tuple(found.get((r.source, r.event_id), ()))) for r in records]
+    return [
+        attrs.evolve(r, history=(*r.history, *found.get((r.source, r.event_id), ())))
+        for r in records
+    ]
 
 
 # -- the schema --------------------------------------------------------------------------
@@ -129,12 +133,13 @@ BEGIN
     {_INSERT_SQL}(NEW.source, NEW.event_id, NEW.attempts, NEW.updated_at, OLD.claimed_by,
         {_FINISHED_SQL});
 END;
-CREATE TRIGGER IF NOT EXISTS zs_events_settled AFTER INSERT ON zs_events
-WHEN NEW.status = 'done' AND NEW.claimed_by IS NOT NULL
+DROP TRIGGER IF EXISTS zs_events_settled;
+CREATE TRIGGER IF NOT EXISTS zs_events_settled_taken BEFORE UPDATE ON zs_events
+WHEN OLD.status = 'done' AND OLD.claimed_by IS NOT NULL
+    AND (NEW.status IS NOT OLD.status OR NEW.claimed_by IS NOT OLD.claimed_by)
 BEGIN
-    {_INSERT_SQL}(NEW.source, NEW.event_id, NEW.attempts, NEW.updated_at, NEW.claimed_by,
-        {_FINISHED_SQL});
-    UPDATE zs_events SET claimed_by = NULL WHERE rowid = NEW.rowid;
+    {_INSERT_SQL}(OLD.source, OLD.event_id, OLD.attempts, OLD.updated_at, OLD.claimed_by,
+        OLD.status, OLD.outcome, OLD.detail, OLD.last_error);
 END;
 CREATE TRIGGER IF NOT EXISTS zs_events_taken_over AFTER UPDATE OF claimed_by ON zs_events
 WHEN OLD.status = 'processing' AND NEW.status = 'processing'
@@ -143,12 +148,14 @@ BEGIN
     {_INSERT_SQL}(NEW.source, NEW.event_id, OLD.attempts, NEW.updated_at, OLD.claimed_by,
         {_ABANDONED_SQL});
 END;
-"""  # noqa: S608
+"""
 """The history table and its triggers (SQLite); `IF NOT EXISTS`, so opening an older
-file adds them. `zs_events_settled` (SQLite schema 4) writes the one attempt of an event
-recorded done at once (`record_settled`): the insert carries the settling owner in
-`claimed_by`, the trigger moves it into the attempt and clears it, so the event and its
-attempt are one statement."""
+file adds them. An event recorded done at once (`record_settled`) is one row whose
+`claimed_by` keeps the settling owner: its attempt is implied by the row (read back by
+`EventRecord.from_row`), which saves the attempt row and its index entry (a third of the
+insert). `zs_events_settled_taken` (schema 5) writes that attempt the moment the row
+changes (a replay takes the event over), so no update ever loses it. Schema 4's
+`zs_events_settled`, which wrote it at the insert, is dropped."""
 
 POSTGRES_HISTORY_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS zs_event_attempts (

@@ -45,10 +45,11 @@ from ._sql import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: the initial schema; 2: the attempt history (`zs_event_attempts` and its triggers);
 3: outcome hooks (`zs_outcomes`, `zs_hook_runs`); 4: the trigger that writes a settled
-event's attempt (`zs_events_settled`)."""
+event's attempt (`zs_events_settled`); 5: a settled event's attempt implied by its row,
+written only when the row changes (`zs_events_settled_taken`)."""
 
 Synchronous = Literal["normal", "full"]
 """SQLite's `synchronous` setting in WAL mode (see the module for what each keeps)."""
@@ -156,8 +157,8 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
 
 
 def settled_row(event: NewEvent, owner: str, outcome: str, detail: str, now: float) -> Row:
-    """The `EVENT_COLUMNS` row of an event recorded done at once: `claimed_by` carries
-    the settling owner, which the `zs_events_settled` trigger moves into its attempt."""
+    """The `EVENT_COLUMNS` row of an event recorded done at once: `claimed_by` keeps the
+    settling owner, so the row implies its one attempt (see `storage._history`)."""
     return (
         *(event.event_id, event.source, event.type, "done", 1, event.payload),
         *(event.created, event.api_version, outcome, detail, None, now, now, owner, None),
@@ -256,7 +257,7 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
     def record_settled(
         self, event: NewEvent, *, owner: str, outcome: str, detail: str, now: float
     ) -> bool:
-        """One statement in autocommit: the insert, whose trigger writes the attempt. A
+        """One statement in autocommit: the insert, which implies the attempt. A
         redelivery's insert changes nothing (`False`); the claim path then reads it."""
         row = settled_row(event, owner, outcome, detail, now)
         with self._errors("record an event"):
