@@ -114,7 +114,7 @@ def nowait_intake(
     """`Provisioner.handle_event_nowait`: the answer to a delivery that takes no waiting.
 
     That is a refusal (bad signature or body), or a first-seen event that needs no work
-    when storage records it without waiting (SQLite: no other writer holds the lock, no
+    when storage records it without waiting (SQLite: the lock free within 2 ms, no
     checkpoint due; memory): about 60 µs of CPU, like a `construct_event`, which spares
     the threadpool's hand-offs. Everything else (work to do, a redelivery, queue mode,
     PostgreSQL) is `None`, with nothing recorded.
