@@ -114,7 +114,7 @@ def _try(storage: SQLiteStorage, event: NewEvent) -> bool | None:
     return storage.try_record_settled(event, owner="w1", outcome="ignored", detail="x", now=1.0)
 
 
-def test_sqlite_never_waits_for_a_writer_of_this_process(tmp_path: Path) -> None:
+def test_sqlite_hands_on_when_a_writer_of_this_process_keeps_the_lock(tmp_path: Path) -> None:
     storage = SQLiteStorage(str(tmp_path / "zs.db"))
     try:
         event = _new()
@@ -125,6 +125,24 @@ def test_sqlite_never_waits_for_a_writer_of_this_process(tmp_path: Path) -> None
         assert storage.get_event(event.event_id) is None
         assert _try(storage, event) is True
         assert _try(storage, event) is False  # known already
+    finally:
+        storage.close()
+
+
+def test_sqlite_waits_a_moment_for_a_writer_of_this_process_about_to_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the short wait, one delivery in a thread (holding the lock until it has
+    the GIL back) sends the next ones to threads too, which snowballs."""
+    from zentitle_stripe.storage import sqlite
+
+    assert sqlite._LOOP_WAIT <= 0.005  # a moment, never a disk sync
+    monkeypatch.setattr(sqlite, "_LOOP_WAIT", 5.0)  # a loaded test machine is slow
+    storage = SQLiteStorage(str(tmp_path / "zs.db"))
+    try:
+        storage._writer.acquire()
+        threading.Timer(0.01, storage._writer.release).start()
+        assert _try(storage, _new()) is True
     finally:
         storage.close()
 
