@@ -5,10 +5,12 @@ Run by hand: ``python benchmarks/bench_ingress.py [--rounds 7] [--events 400]``;
 
 (a) a first-seen event of an unhandled type through ``Provisioner.handle_event`` on the
     default storage (a temp-file SQLite) against ``stripe.Webhook.construct_event`` on
-    the same body (target: at least 4x faster); beside them, in the same rounds: the same
-    with telemetry off, ``handle_event_nowait`` (what the server runs on its event loop),
-    and the parts of the floor: the signature's HMAC with ``json.loads`` alone, the
-    same ``handle_event`` on memory storage (no disk), the storage's one statement alone;
+    the same body (target: at least 4x faster), for each body of ``PAYLOADS``: events
+    shaped as Stripe sends them (the target) and a minimal one; beside them, in the same
+    rounds: the same with telemetry off, ``handle_event_nowait`` (what the server runs on
+    its event loop), and the parts of the floor: the signature's HMAC with ``json.loads``
+    alone, the same ``handle_event`` on memory storage (no disk), the storage's one
+    statement alone;
 (c) a first payment for a customer with 1, 100 and 1,000 existing entitlement groups,
     on the in-process emulators: remote calls and time per event (target: within 1.5x
     of the 1-group figure), in process and with 20 ms added per remote call (modelled).
@@ -32,32 +34,103 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import stripe
 
 from zentitle_stripe import Provisioner, telemetry
 from zentitle_stripe.storage import MemoryStorage, NewEvent
 from zentitle_stripe.storage.sqlite import SQLiteStorage
-from zentitle_stripe.testing import EmulatedWorld, make_event, sign_stripe_payload
+from zentitle_stripe.testing import (
+    EmulatedWorld,
+    LineSpec,
+    invoice_paid_event,
+    make_event,
+    sign_stripe_payload,
+)
 
 SECRET = "whsec_benchmark_secret"
 LATENCY_MS = 20.0
 """The issue's model of a remote call, added per request to the in-process time."""
 
 
-def _bodies(count: int) -> list[tuple[bytes, str]]:
+def _stripe_customer() -> dict[str, Any]:
+    """A `customer.updated` object as Stripe's API renders a customer (2024-2025 API
+    versions: every top-level field, most of them null), not a three-field stand-in."""
+    return {
+        "id": "cus_RbenchCustomer01",
+        "object": "customer",
+        "address": {
+            "city": "Amsterdam",
+            "country": "NL",
+            "line1": "Keizersgracht 1",
+            "line2": None,
+            "postal_code": "1015 CC",
+            "state": None,
+        },
+        "balance": 0,
+        "created": 1733140000,
+        "currency": "eur",
+        "default_source": None,
+        "delinquent": False,
+        "description": None,
+        "discount": None,
+        "email": "buyer@example.com",
+        "invoice_prefix": "A1B2C3D4",
+        "invoice_settings": {
+            "custom_fields": None,
+            "default_payment_method": "pm_1QbenchPaymentMethod",
+            "footer": None,
+            "rendering_options": None,
+        },
+        "livemode": False,
+        "metadata": {"zentitle_customer_id": "cust_bench"},
+        "name": "Buyer Example BV",
+        "next_invoice_sequence": 2,
+        "phone": None,
+        "preferred_locales": ["en"],
+        "shipping": None,
+        "tax_exempt": "none",
+        "test_clock": None,
+    }
+
+
+def _stripe_invoice() -> dict[str, Any]:
+    """An invoice as the library's own factory renders it (basil shape, two lines)."""
+    event = invoice_paid_event([LineSpec("price_bench_a", sku="A"), LineSpec("price_bench_b")])
+    return dict(event["data"]["object"])
+
+
+PAYLOADS: dict[str, tuple[str, Callable[[], dict[str, Any]], dict[str, Any] | None]] = {
+    "customer.updated, as Stripe sends it": (
+        "customer.updated",
+        _stripe_customer,
+        {"invoice_settings": {"default_payment_method": None}},
+    ),
+    "invoice.finalized, as Stripe sends it": ("invoice.finalized", _stripe_invoice, None),
+    "minimal customer.updated (3 fields)": (
+        "customer.updated",
+        lambda: {"id": "cus_bench", "object": "customer", "email": "a@example.com"},
+        None,
+    ),
+}
+"""The bodies of (a): Stripe-shaped events of types the library does not act on, and a
+minimal one, which shows the fixed costs (`construct_event`'s cost grows with the body,
+ours hardly does)."""
+REPRESENTATIVE = tuple(name for name in PAYLOADS if name.endswith("as Stripe sends it"))
+
+
+def _bodies(count: int, payload: str = REPRESENTATIVE[0]) -> list[tuple[bytes, str]]:
     """Signed, distinct first-seen events of a type the library does not act on."""
-    return [
-        sign_stripe_payload(
-            make_event(
-                "customer.updated",
-                {"id": "cus_bench", "object": "customer", "email": "a@example.com"},
-                event_id=f"evt_{uuid.uuid4().hex}",
-            ),
-            SECRET,
-        )
-        for _ in range(count)
-    ]
+    event_type, build, previous = PAYLOADS[payload]
+    data = build()
+    bodies = []
+    for _ in range(count):
+        event = make_event(event_type, data, event_id=f"evt_{uuid.uuid4().hex}")
+        if previous is not None:
+            event["data"]["previous_attributes"] = previous
+        bodies.append(sign_stripe_payload(event, SECRET))
+    return bodies
 
 
 OURS = "handle_event, first-seen unhandled, SQLite"
@@ -130,7 +203,9 @@ def _statement(storage: SQLiteStorage) -> PathFn:
     return run
 
 
-def bench_first_seen(rounds: int, events: int) -> dict[str, tuple[float, float]]:
+def bench_first_seen(
+    rounds: int, events: int, payload: str = REPRESENTATIVE[0]
+) -> dict[str, tuple[float, float]]:
     """Best mean µs per event of each path, rounds interleaved: wall time, and the
     calling thread's CPU time (which other jobs on a loaded machine do not inflate)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,7 +230,7 @@ def bench_first_seen(rounds: int, events: int) -> dict[str, tuple[float, float]]
         best = dict.fromkeys(paths, (float("inf"), float("inf")))
         for _ in range(rounds):
             for name, path in paths.items():
-                batch = _bodies(events)
+                batch = _bodies(events, payload)
                 started, cpu = time.perf_counter(), time.thread_time()
                 path(batch)
                 wall = (time.perf_counter() - started) / events * 1e6
@@ -223,17 +298,23 @@ def main(argv: list[str] | None = None) -> int:
         profile_first_seen(args.events * 5)
         return 0
 
-    first = bench_first_seen(args.rounds, args.events)
-    baseline, baseline_cpu = first["construct_event"]
-    print("\n(a) first-seen unhandled event, µs per event (best round mean; wall, thread CPU)")
-    for name, (us, cpu) in first.items():
-        print(
-            f"  {name:<45} {us:8.1f} ({baseline / us:5.2f}x)  CPU {cpu:8.1f} "
-            f"({baseline_cpu / cpu:5.2f}x construct_event)"
-        )
+    ratios: dict[str, float] = {}
+    for payload in PAYLOADS:
+        first = bench_first_seen(args.rounds, args.events, payload)
+        baseline, baseline_cpu = first["construct_event"]
+        size = len(_bodies(1, payload)[0][0])
+        print(f"\n(a) first-seen {payload}, {size:,} B: µs per event (best round mean; wall, CPU)")
+        for name, (us, cpu) in first.items():
+            print(
+                f"  {name:<45} {us:8.1f} ({baseline / us:5.2f}x)  CPU {cpu:8.1f} "
+                f"({baseline_cpu / cpu:5.2f}x construct_event)"
+            )
+        ratios[payload] = baseline / first[OURS][0]
     print(f"  (handle_event_nowait handed {HANDED_ON[0]} deliveries on: a checkpoint was due)")
-    ratio_a = baseline / first[OURS][0]
-    print(f"  target >= 4x: {ratio_a:.2f}x — {'PASS' if ratio_a >= 4 else 'FAIL'}")
+    for payload, ratio in ratios.items():
+        verdict = ("PASS" if ratio >= 4 else "FAIL") if payload in REPRESENTATIVE else "(shown)"
+        print(f"  target >= 4x, {payload}: {ratio:.2f}x — {verdict}")
+    ratio_a = min(ratios[payload] for payload in REPRESENTATIVE)
 
     lookup = bench_group_lookup((1, 100, 1000), args.rounds)
     calls_1, ms_1 = lookup[1]

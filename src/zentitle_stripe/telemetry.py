@@ -14,9 +14,11 @@ What is measured, with no payload, secret, token or signature in any attribute:
 
 By default (`auto`) it reports to the global tracer and meter providers when
 `opentelemetry-api` can be imported, so an app that sets up the SDK (or runs under
-`opentelemetry-instrument`) sees the spans; without an SDK the API's no-op objects cost
-little. Nothing is imported until the first event or remote call, and without the extra
-every hook is one check of a module global. [`enable`][zentitle_stripe.telemetry.enable]
+`opentelemetry-instrument`) sees the spans; while neither global provider is set (the API
+installed, as FastAPI brings it, but no SDK) it skips its work at the cost of two
+attribute reads, and starts reporting as soon as one is set. Nothing is imported until
+the first event or remote call, and without the extra every hook is one check of a
+module global. [`enable`][zentitle_stripe.telemetry.enable]
 asks for it explicitly (with your own providers), raising
 [`MissingExtraError`][zentitle_stripe.exceptions.MissingExtraError] without the extra;
 [`disable`][zentitle_stripe.telemetry.disable] turns it off.
@@ -90,11 +92,24 @@ class _Otel:
     """The tracer, the meter's instruments and the span classes of one configuration."""
 
     def __init__(
-        self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None
+        self,
+        tracer_provider: TracerProvider | None,
+        meter_provider: MeterProvider | None,
+        *,
+        auto: bool = False,
     ) -> None:
         from opentelemetry import metrics, trace
 
         self.trace = trace
+        # `auto`: while neither global provider is set, nothing listens. The API keeps
+        # them in module globals (`None` until `set_*_provider`); reading those costs
+        # nothing, where `get_*_provider()` reads the environment on each call. An API
+        # without them (a future version) counts as set: report, as before.
+        from opentelemetry.metrics import _internal as metrics_internal
+
+        trace.get_tracer_provider(), metrics.get_meter_provider()  # load OTEL_PYTHON_*_PROVIDER
+        known = hasattr(trace, "_TRACER_PROVIDER") and hasattr(metrics_internal, "_METER_PROVIDER")
+        self._globals = (trace, metrics_internal) if auto and known else None
         self.tracer = trace.get_tracer("zentitle_stripe", __version__, tracer_provider)
         meter = metrics.get_meter("zentitle_stripe", __version__, meter_provider)
         self.events = meter.create_counter(
@@ -111,6 +126,16 @@ class _Otel:
             description="Stripe and Zentitle2 API calls repeated after a failed attempt",
         )
 
+    def listened(self) -> bool:
+        """False while `auto` finds no global provider set: the API's no-op objects would
+        cost 10-15 µs per event for nothing."""
+        modules = self._globals
+        return (
+            modules is None
+            or modules[0]._TRACER_PROVIDER is not None
+            or modules[1]._METER_PROVIDER is not None
+        )
+
 
 class _Unresolved:
     """`auto`, not yet looked at: resolved at the first event or remote call."""
@@ -124,7 +149,7 @@ def _resolve() -> _Otel | None:
     global _state
     if isinstance(_state, _Unresolved):
         try:
-            _state = _Otel(None, None)
+            _state = _Otel(None, None, auto=True)
         except ImportError:
             _state = None
     return _state
@@ -132,7 +157,8 @@ def _resolve() -> _Otel | None:
 
 def _otel() -> _Otel | None:
     state = _state
-    return _resolve() if isinstance(state, _Unresolved) else state
+    otel = _resolve() if isinstance(state, _Unresolved) else state
+    return otel if otel is not None and otel.listened() else None
 
 
 def enable(
@@ -163,7 +189,8 @@ def reset() -> None:
 
 
 def enabled() -> bool:
-    """Whether spans and metrics are reported (resolving `auto` now)."""
+    """Whether spans and metrics are reported now (resolving `auto`: with no global
+    provider set, nothing is)."""
     return _otel() is not None
 
 

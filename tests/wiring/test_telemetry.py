@@ -276,3 +276,39 @@ def test_importing_and_handling_an_event_imports_no_opentelemetry_until_needed()
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "False"
+
+
+_AUTO_PROBE = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from zentitle_stripe import Provisioner, telemetry
+from zentitle_stripe.storage import MemoryStorage
+from zentitle_stripe.testing import make_event, sign_stripe_payload
+
+provisioner = Provisioner(webhook_secrets=["whsec_auto"], storage=MemoryStorage())
+
+def deliver(n):
+    body = {"id": "cus_1", "object": "customer"}
+    event = make_event("customer.updated", body, event_id=f"evt_{n}")
+    assert provisioner.handle_event(*sign_stripe_payload(event, "whsec_auto")).status == 200
+
+deliver(1)
+before = telemetry.enabled()
+spans = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(spans))
+trace.set_tracer_provider(provider)
+deliver(2)
+print(before, telemetry.enabled(), [s.name for s in spans.get_finished_spans()])
+"""
+
+
+def test_auto_skips_its_work_until_a_global_provider_is_set_then_reports() -> None:
+    # In a process of its own: a global provider can be set once per process.
+    result = subprocess.run(
+        [sys.executable, "-c", _AUTO_PROBE], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False True ['stripe customer.updated']"

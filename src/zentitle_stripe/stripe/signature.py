@@ -68,7 +68,7 @@ def verify_stripe_signature(
     matched = False
     for secret in secrets:
         key = secret.encode() if isinstance(secret, str) else secret
-        expected = hmac.new(key, signed, hashlib.sha256).hexdigest().encode()
+        expected = hmac.digest(key, signed, "sha256").hex().encode()
         for candidate in candidates:
             # Keep comparing after a match: the time spent must not depend on the input.
             matched |= hmac.compare_digest(expected, candidate)
