@@ -98,6 +98,23 @@ def test_the_emulator_links_charge_invoice_and_subscription(api_version: str) ->
     gateway.close()
 
 
+@pytest.mark.parametrize("invoice", [None, "", {"object": "invoice"}])
+def test_an_invoice_payment_naming_no_invoice_is_an_error_not_no_invoice(invoice: Any) -> None:
+    """A payment record is found but its `invoice` is unreadable: that is not "paid no
+    invoice" (which would record the refund as ignored for good), it fails to be retried."""
+    emulator = StripeEmulator()
+    product = emulator.create_product("Pro")
+    price = emulator.create_price(product, metadata={"offering_sku": "PRO-1Y"})
+    _, paid = emulator.create_subscription(emulator.create_customer(), [(price, 1)])
+    gateway = _gateway(emulator)
+    charge = gateway.retrieve_charge(emulator.charge_of(paid["data"]["object"]["id"]))
+    assert charge.payment_intent_id is not None
+    emulator._invoice_payments[-1]["invoice"] = invoice  # a record Stripe never sends
+    with pytest.raises(StripeAPIError, match="names no invoice"):
+        gateway.invoice_of_payment_intent(charge.payment_intent_id)
+    gateway.close()
+
+
 def test_the_emulator_requires_payment_type_and_404s_unknown_objects() -> None:
     emulator = StripeEmulator()
     transport = emulator.transport()

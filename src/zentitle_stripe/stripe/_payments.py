@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import stripe
 
+from ..exceptions import InvalidPayloadError
 from .charges import Charge, parse_charge
 from .events import Invoice, parse_invoice
 
@@ -34,13 +35,20 @@ class PaymentReads:
 
     def invoice_of_payment_intent(self, payment_intent_id: str) -> str | None:
         """The invoice of the first invoice payment made by `payment_intent_id`
-        (`GET /v1/invoice_payments?payment[type]=payment_intent&payment[payment_intent]=`)."""
+        (`GET /v1/invoice_payments?payment[type]=payment_intent&payment[payment_intent]=`).
+
+        `None` only when Stripe lists no payment: a record whose `invoice` (required by
+        Stripe) cannot be read is an error, never "paid no invoice", which would settle
+        the refund or dispute as `ignored` for good."""
         params: Any = {"payment": {"type": "payment_intent", "payment_intent": payment_intent_id}}
         with self._errors(f"finding the invoice paid by payment intent {payment_intent_id}"):
             page = self._client.v1.invoice_payments.list(params=cast(Any, params))
-            for payment in page.data:
-                invoice = payment.to_dict().get("invoice")
-                invoice_id = invoice.get("id") if isinstance(invoice, dict) else invoice
-                if isinstance(invoice_id, str) and invoice_id:
-                    return invoice_id
-        return None
+            if not page.data:
+                return None
+            invoice = page.data[0].to_dict().get("invoice")
+            invoice_id = invoice.get("id") if isinstance(invoice, dict) else invoice
+            if not isinstance(invoice_id, str) or not invoice_id:
+                raise InvalidPayloadError(
+                    f"an invoice payment of payment intent {payment_intent_id} names no invoice"
+                )
+            return invoice_id
