@@ -66,6 +66,25 @@ class StoredOutcome:
         """The runs that have not succeeded."""
         return tuple(run for run in self.runs if run.status is not HookStatus.DONE)
 
+    @classmethod
+    def pending(
+        cls,
+        source: str,
+        event_id: str,
+        *,
+        kind: str,
+        data: str,
+        handlers: Sequence[str],
+        now: float,
+        not_before: float,
+    ) -> StoredOutcome:
+        """What `record_outcome` stores when it is first: a `pending` run per handler."""
+        runs = tuple(
+            HookRun(h, HookStatus.PENDING, lease_expires=not_before, updated_at=now)
+            for h in handlers
+        )
+        return cls(source, event_id, kind, data, now, runs)
+
 
 @runtime_checkable
 class HookStorage(Protocol):
@@ -225,11 +244,15 @@ class SQLHooks:
             return True
 
         if self._transact("record an outcome", block):  # what was just written: no read
-            runs = tuple(
-                HookRun(h, HookStatus.PENDING, lease_expires=not_before, updated_at=now)
-                for h in handlers
+            return StoredOutcome.pending(
+                source,
+                event_id,
+                kind=kind,
+                data=data,
+                handlers=handlers,
+                now=now,
+                not_before=not_before,
             )
-            return StoredOutcome(source, event_id, kind, data, now, runs)
         stored = self.get_outcome(event_id, source)
         assert stored is not None  # recorded earlier; outcomes are never deleted
         return stored

@@ -21,7 +21,7 @@ from ._base import (
     check_state_write,
 )
 from ._history import EventTable
-from ._hooks import HookRun, HookStatus, MemoryHooks, StoredOutcome
+from ._hooks import MemoryHooks, StoredOutcome
 from ._queue import QueueStats, queued_record, taken
 
 __all__ = ["MemoryStorage"]
@@ -195,12 +195,16 @@ class MemoryStorage(StorageBackend):
         now: float,
         not_before: float,
     ) -> StoredOutcome:
-        runs = tuple(
-            HookRun(h, HookStatus.PENDING, lease_expires=not_before, updated_at=now)
-            for h in handlers
+        new = StoredOutcome.pending(
+            source,
+            event_id,
+            kind=kind,
+            data=data,
+            handlers=handlers,
+            now=now,
+            not_before=not_before,
         )
         with self._lock:
-            new = StoredOutcome(source, event_id, kind, data, now, runs)
             return self._hooks.record((source, event_id), new)
 
     def get_outcome(self, event_id: str, source: str = "stripe") -> StoredOutcome | None:
