@@ -58,12 +58,8 @@ class ItemChanges(list[str]):
     A list, so callers that only report the changes need nothing else.
     """
 
-    added: tuple[str, ...] = ()
-    """SKUs added to the group (by this run, or by an earlier extend it confirmed)."""
     held_back: tuple[str, ...] = ()
     """SKUs not added because the licence is switched off (every entitlement disabled)."""
-    group: EntitlementGroup | None = None
-    """The group as last read; statuses may be stale when `stale`."""
     stale: bool = False
     """Entitlements were disabled or added since the caller's read: read the group again."""
 
@@ -142,8 +138,7 @@ def reconcile_items(
         if change:
             changes.append(change)
     marker.confirm(ctx)  # an extend is confirmed once its lines have their seats and term
-    changes.added, changes.held_back = tuple(sorted(added)), held_back
-    changes.group, changes.stale = group, disabled or bool(added)
+    changes.held_back, changes.stale = held_back, disabled or bool(added)
     return changes
 
 
