@@ -187,9 +187,7 @@ class HookRegistry:
 
     def names_for(self, kind: str | None) -> tuple[str, ...]:
         """The handlers of an outcome kind, in registration order."""
-        return tuple(
-            r.name for r in self._registered.values() if kind in {k.value for k in r.kinds}
-        )
+        return tuple(r.name for r in self._registered.values() if kind in r.kinds)
 
     def get(self, name: str) -> OutcomeHandler | None:
         registration = self._registered.get(name)
