@@ -289,9 +289,12 @@ def _revoke(ctx: FlowContext, target: _Target, setting: str) -> Outcome:
             f"subscription {subscription_id} has no licence yet and is now held ({setting}="
             f"disable): {hold.reason}, so a later payment creates none",
         )
+    # A hold not confirmed yet (placed just now, or by an attempt that may have disabled
+    # the licence and lost the answer) is a revocation this attempt finishes: `revoked`.
+    finishing = not hold.confirmed
     disabled = disable_group(ctx, state)
     hold.confirm(ctx)
-    if not disabled and not first:
+    if not disabled and not finishing:
         return Outcome(
             OutcomeKind.DUPLICATE,
             f"subscription {subscription_id} is already held and its licence disabled: "
