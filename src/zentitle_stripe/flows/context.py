@@ -33,10 +33,16 @@ if TYPE_CHECKING:
     from ..zentitle import ZentitleAPI
     from ..zentitle.models import EntitlementGroup
 
-__all__ = ["FlowContext", "logger"]
+__all__ = ["FlowContext", "day", "logger"]
 
 logger = logging.getLogger("zentitle_stripe.flows")
 """The one logger of every flow, so log records keep the name they always had."""
+
+
+def day(timestamp: int) -> str:
+    """A unix time as its UTC date (`2026-12-03`), as outcomes name a period's end."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).date().isoformat()
+
 
 _UNFENCED = Fence(owner="unfenced", lease_seconds=math.inf, clock=time.time, started=0.0)
 """What a flow run outside the ledger checks: it holds nothing and has all the time."""

@@ -8,15 +8,13 @@ exactly, the period covered, a trial ended.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import attrs
 
 from ..responses import Outcome, OutcomeKind
 from ..storage import SubscriptionState
 from ..stripe.events import Invoice, Subscription
 from ..zentitle.models import Entitlement
-from .context import FlowContext
+from .context import FlowContext, day
 from .items import desired_items, reconcile_items
 from .renewal import renew
 from .status import Decision, cover_after_grace
@@ -57,7 +55,7 @@ def paid_period(
         grace_until = None if ended_grace else state.grace_until
         ctx.save(attrs.evolve(state, trial_until=None, grace_until=grace_until, owed_until=owed))
     if covered and outcome.kind is OutcomeKind.DUPLICATE:
-        until = datetime.fromtimestamp(period_end or 0, timezone.utc).date().isoformat()
+        until = day(period_end or 0)
         return Outcome(
             OutcomeKind.RENEWED,
             f"set {covered} entitlement(s) of group {state.group_id} to expire {until}, "

@@ -25,7 +25,7 @@ from ..exceptions import ProvisioningConfigError, TransientError, ZentitleAPIErr
 from ..responses import Outcome, OutcomeKind
 from ..storage import SubscriptionState
 from ..stripe.events import Invoice
-from .context import FlowContext, logger
+from .context import FlowContext, day, logger
 from .markers import CreateMarker
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def renew(
         state, renewed_invoices=remember_invoice(state.renewed_invoices, invoice.id)
     )
     ctx.save(state)
-    until = datetime.fromtimestamp(period_end, timezone.utc).date().isoformat()
+    until = day(period_end)
     if provisioned is not None:
         return provisioned
     if not renewed:
@@ -151,7 +151,7 @@ def _renew_until_covered(
             current = ctx.zentitle.get_entitlement(entitlement_id)
     if current.expiry_date is not None and current.expiry_date.timestamp() >= target:
         return True
-    paid = datetime.fromtimestamp(period_end, timezone.utc).date().isoformat()
+    paid = day(period_end)
     raise ProvisioningConfigError(
         f"entitlement {entitlement_id} ({current.sku}) still expires "
         f"{current.expiry_date.date().isoformat() if current.expiry_date else 'never'}, "

@@ -38,7 +38,7 @@ from ..responses import Outcome, OutcomeKind
 from ..storage import SubscriptionState
 from ..stripe.events import Subscription
 from .cancellation import disable_group, subscription_deleted
-from .context import FlowContext, logger
+from .context import FlowContext, day, logger
 from .items import desired_items
 from .renewal import COVERAGE_SLACK
 from .renewal import _renew_until_covered as renew_until_covered
@@ -76,10 +76,6 @@ class Decision:
     until: int | None = None
 
 
-def _day(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).date().isoformat()
-
-
 def decide(ctx: FlowContext, state: SubscriptionState, fresh: Subscription) -> Decision:
     """The decision for the subscription's current status (see the module docstring)."""
     status = fresh.status or "unknown"
@@ -101,7 +97,7 @@ def decide(ctx: FlowContext, state: SubscriptionState, fresh: Subscription) -> D
         if grace == 0:
             return Decision("suspend", "past_due (past_due_grace is 0)")
         until = start + grace
-        return Decision("grace", f"past_due, kept until {_day(until)}", until)
+        return Decision("grace", f"past_due, kept until {day(until)}", until)
     if status not in ("active", "trialing", "incomplete"):
         logger.warning("subscription %s has status %r, unknown here", fresh.id, status)
     return Decision("live", status)
@@ -149,7 +145,7 @@ def apply_decision(
     if decision.action == "grace" and decision.until is not None:
         extended = _extend_for_grace(ctx, state, decision.until)
         if extended:
-            changes.append(f"kept {extended} entitlement(s) until {_day(decision.until)}")
+            changes.append(f"kept {extended} entitlement(s) until {day(decision.until)}")
     if not changes:
         return None
     return Outcome(

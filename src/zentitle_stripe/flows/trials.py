@@ -28,7 +28,7 @@ from ..catalogue import SWITCHED_OFF_ENTITLEMENT_STATUSES as _INACTIVE
 from ..responses import Outcome, OutcomeKind
 from ..storage import SubscriptionState
 from ..stripe.events import Invoice, Subscription
-from .context import FlowContext
+from .context import FlowContext, day
 from .first_payment import provision
 
 __all__ = ["EXPIRY_TOLERANCE", "follow_trial_end", "trial_invoice", "trial_of"]
@@ -55,10 +55,6 @@ def trial_of(ctx: FlowContext, invoice: Invoice) -> Subscription | None:
     return fresh
 
 
-def _day(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).date().isoformat()
-
-
 def trial_invoice(
     ctx: FlowContext, invoice: Invoice, state: SubscriptionState, fresh: Subscription, owner: str
 ) -> Outcome:
@@ -68,7 +64,7 @@ def trial_invoice(
     if ctx.policy.trial == "wait":
         return Outcome.ignored(
             f"invoice {invoice.id} starts a trial of subscription {subscription_id} ending "
-            f"{_day(fresh.trial_end)}; trial='wait' grants nothing until the first paid invoice"
+            f"{day(fresh.trial_end)}; trial='wait' grants nothing until the first paid invoice"
         )
     if state.renewed_invoices or (state.group_id and state.trial_until is None):
         return Outcome(
@@ -84,7 +80,7 @@ def trial_invoice(
         if state.group_id is None:
             return provisioned  # nothing to license
     changed = set_trial_expiry(ctx, state)
-    until = _day(fresh.trial_end)
+    until = day(fresh.trial_end)
     if provisioned is not None:
         return Outcome(
             OutcomeKind.PROVISIONED, f"{provisioned.reason}; the trial licence expires {until}"
@@ -136,5 +132,5 @@ def follow_trial_end(
     return Outcome(
         OutcomeKind.UPDATED,
         f"the trial of subscription {state.subscription_id} now ends "
-        f"{_day(fresh.trial_end)}: set {changed} entitlement(s) to expire then",
+        f"{day(fresh.trial_end)}: set {changed} entitlement(s) to expire then",
     )
