@@ -133,7 +133,9 @@ def _renew_until_covered(
     if current.status in _INACTIVE or current.license_type == "perpetual":
         return False  # disabled meanwhile, or never expires: nothing to extend
     target = period_end - COVERAGE_SLACK
-    renewed = False
+    # A renew sent by an earlier attempt whose answer was lost, and that the read shows
+    # landed, is this delivery's renewal: `renewed`, so its outcome hooks run.
+    renewed = in_doubt
     for _ in range(MAX_RENEWS_PER_EVENT):
         expiry = current.expiry_date
         if expiry is None:
