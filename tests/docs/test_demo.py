@@ -108,7 +108,7 @@ def test_the_trial_step_fails_when_the_trial_licence_runs_a_full_term(
     # The trial's expiry is never set: the step's check must notice.
     from zentitle_stripe.flows import trials
 
-    monkeypatch.setattr(trials, "set_trial_expiry", lambda ctx, state: 0)
+    monkeypatch.setattr(trials, "set_trial_expiry", lambda ctx, state: (0, 0))
     assert main(["demo"]) == 1
     out = capsys.readouterr().out
     [line] = [line for line in out.splitlines() if STEPS[6] in line]

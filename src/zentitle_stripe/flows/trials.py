@@ -79,40 +79,55 @@ def trial_invoice(
         state, provisioned = provision(ctx, invoice, state, owner)
         if state.group_id is None:
             return provisioned  # nothing to license
-    changed = set_trial_expiry(ctx, state)
+    changed, unbounded = set_trial_expiry(ctx, state)
     until = day(fresh.trial_end)
+    clause = _unbounded(unbounded)
+    extra = f"; {clause}" if clause else ""
     if provisioned is not None:
-        return Outcome(
-            OutcomeKind.PROVISIONED, f"{provisioned.reason}; the trial licence expires {until}"
-        )
+        expires = clause or f"the trial licence expires {until}"
+        return Outcome(OutcomeKind.PROVISIONED, f"{provisioned.reason}; {expires}")
     if not changed:
+        what = "has nothing more to set to" if unbounded else "already expires at"
         return Outcome(
             OutcomeKind.DUPLICATE,
-            f"entitlement group {state.group_id} already expires at the trial's end ({until})",
+            f"entitlement group {state.group_id} {what} the trial's end ({until}){extra}",
         )
     return Outcome(
         OutcomeKind.UPDATED,
         f"set {changed} entitlement(s) of group {state.group_id} to expire at the trial's "
-        f"end ({until})",
+        f"end ({until}){extra}",
     )
 
 
-def set_trial_expiry(ctx: FlowContext, state: SubscriptionState) -> int:
-    """Set every live entitlement's expiry to `state.trial_until`; how many changed."""
+def _unbounded(count: int) -> str:
+    """What an outcome says of the entitlements a trial's end cannot be set on."""
+    if not count:
+        return ""
+    return (
+        f"{count} entitlement(s) have no expiry to set to the trial's end (perpetual, or "
+        "not activated yet: the term starts at activation), so only the subscription's "
+        "status ends the trial for them"
+    )
+
+
+def set_trial_expiry(ctx: FlowContext, state: SubscriptionState) -> tuple[int, int]:
+    """Set every live entitlement's expiry to `state.trial_until`: how many changed, and
+    how many have no expiry to set (perpetual, or not activated yet)."""
     assert state.group_id is not None
     assert state.trial_until is not None
     target = datetime.fromtimestamp(state.trial_until, timezone.utc)
-    changed = 0
+    changed = unbounded = 0
     for entitlement in ctx.group_with_entitlements(state.group_id).entitlements:
         if entitlement.status in _INACTIVE:
             continue
         current = ctx.zentitle.get_entitlement(entitlement.id)
         if current.license_type == "perpetual" or current.expiry_date is None:
-            continue  # never expires, or not activated: nothing a trial can bound
+            unbounded += 1  # never expires, or not activated: nothing a trial can bound
+            continue
         if abs(current.expiry_date.timestamp() - state.trial_until) > EXPIRY_TOLERANCE:
             ctx.zentitle.update_entitlement(entitlement.id, expiry_date=target)
             changed += 1
-    return changed
+    return changed, unbounded
 
 
 def follow_trial_end(
@@ -128,9 +143,10 @@ def follow_trial_end(
     ):
         return None
     state = ctx.save(attrs.evolve(state, trial_until=fresh.trial_end))
-    changed = set_trial_expiry(ctx, state)
+    changed, unbounded = set_trial_expiry(ctx, state)
     return Outcome(
         OutcomeKind.UPDATED,
         f"the trial of subscription {state.subscription_id} now ends "
-        f"{day(fresh.trial_end)}: set {changed} entitlement(s) to expire then",
+        f"{day(fresh.trial_end)}: set {changed} entitlement(s) to expire then"
+        + (f"; {_unbounded(unbounded)}" if unbounded else ""),
     )
