@@ -19,6 +19,8 @@ from .context import FlowContext
 from .markers import group_marker
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..zentitle.models import EntitlementGroup
 
 __all__ = ["disable_group", "subscription_deleted"]
@@ -54,13 +56,24 @@ def subscription_deleted(
     )
 
 
-def disable_group(ctx: FlowContext, state: SubscriptionState) -> int:
-    """Disable the live entitlements of the subscription's group; how many were."""
+def disable_group(
+    ctx: FlowContext,
+    state: SubscriptionState,
+    *,
+    before_first: Callable[[], object] | None = None,
+) -> int:
+    """Disable the live entitlements of the subscription's group; how many were.
+
+    `before_first` runs once, right before the first disable is sent (not at all when
+    nothing is live), so a caller can record the disable as sent only when it is.
+    """
     assert state.group_id is not None
     group = ctx.group_with_entitlements(state.group_id)
     disabled = 0
     for entitlement in group.entitlements:
         if entitlement.status not in _INACTIVE:
+            if disabled == 0 and before_first is not None:
+                before_first()
             ctx.zentitle.disable_entitlement(entitlement.id)
             disabled += 1
     return disabled

@@ -9,7 +9,10 @@ entitlement group or a customer, a flow records when it tried:
   `customer-create:{Stripe customer}` hold the unix time of the attempt, then `cleared`
   once the object is recorded (or the create certainly did not land);
 - *side effect done*: `contact-done:{Stripe customer}` and
-  `stripe-link-done:{Stripe customer}` hold `done`.
+  `stripe-link-done:{Stripe customer}` hold `done`;
+- *disable sent*: `suspend-disable:{subscription}` holds `disable-sent` while a status
+  moment's disables are unconfirmed, then `done`, so the retry of one whose answer was
+  lost answers `revoked` (see [`suspend`][zentitle_stripe.flows.status.suspend]).
 
 A later attempt that looks (the group by `orderRefId`, the customer by `accountRefId`
 and contact e-mail) and finds nothing while a create attempted less than the *uncertainty

@@ -40,6 +40,7 @@ from ..stripe.events import Subscription
 from .cancellation import disable_group, subscription_deleted
 from .context import FlowContext, day, logger
 from .items import desired_items
+from .markers import DONE
 from .renewal import COVERAGE_SLACK
 from .renewal import _renew_until_covered as renew_until_covered
 
@@ -65,6 +66,7 @@ _SUSPENDING = {
     "unpaid": "unpaid (payment retries exhausted)",
     "incomplete_expired": "incomplete_expired (first payment never completed)",
 }
+_DISABLE_SENT = "disable-sent"
 
 
 @attrs.frozen
@@ -166,18 +168,44 @@ def suspend(ctx: FlowContext, state: SubscriptionState, reason: str) -> Outcome:
             f"subscription {subscription_id} is {reason} and has no licence yet; this is "
             "remembered, so a late first payment provisions its licence disabled",
         )
-    disabled = disable_group(ctx, state)
-    if not disabled:
+    # A disable sent by an earlier attempt and never confirmed (its answer lost, or a
+    # crash) is a suspension this attempt finishes: `revoked`, so its hooks run. The
+    # marker is written only when a disable is about to be sent, so a redelivery that
+    # finds the group disabled and the marker confirmed stays `duplicate`.
+    marker = _disable_marker(subscription_id)
+    finishing = ctx.storage.get_customer_link(marker) == _DISABLE_SENT
+
+    def sending() -> None:
+        if not finishing:
+            ctx.fence.check()
+            ctx.storage.put_customer_link(marker, _DISABLE_SENT)
+
+    disabled = disable_group(ctx, state, before_first=sending)
+    if disabled or finishing:
+        ctx.fence.check()
+        ctx.storage.put_customer_link(marker, DONE)
+    if not disabled and not finishing:
         return Outcome(
             OutcomeKind.DUPLICATE,
             f"entitlements of group {state.group_id} are already disabled "
             f"(subscription {subscription_id} is {reason})",
         )
-    return Outcome(
-        OutcomeKind.REVOKED,
-        f"disabled {disabled} entitlement(s) of group {state.group_id} "
-        f"(subscription {subscription_id} is {reason})",
+    done = (
+        f"disabled {disabled} entitlement(s) of group {state.group_id}"
+        if disabled
+        else f"the entitlements of group {state.group_id} were disabled by an earlier "
+        "attempt whose answer was lost"
     )
+    return Outcome(OutcomeKind.REVOKED, f"{done} (subscription {subscription_id} is {reason})")
+
+
+def _disable_marker(subscription_id: str) -> str:
+    """The key of the marker saying a suspension's disable was sent and not confirmed.
+
+    It holds `disable-sent` from right before the first disable until every disable
+    was answered, then `done` (see [`markers`][zentitle_stripe.flows.markers]).
+    """
+    return f"suspend-disable:{subscription_id}"
 
 
 def enable_group(ctx: FlowContext, state: SubscriptionState, fresh: Subscription) -> int:
