@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import detail
-from zentitle_stripe import OutcomeKind
+from tests.support.revocations import assert_lost_disable_is_revoked_on_retry
 from zentitle_stripe.hooks import LicenceOutcome
 from zentitle_stripe.policy import LifecyclePolicy
 from zentitle_stripe.testing import EmulatedWorld
@@ -35,18 +34,4 @@ def test_a_disable_whose_answer_was_lost_is_revoked_on_the_retry(
         if kind == "refund"
         else emulator.dispute_invoice(invoice_id)
     )
-    world.zentitle_emulator.inject_fault("PATCH", r"/disable", "lost_response", times=10)
-
-    failed = world.deliver(event)  # disabled in Zentitle2, but the answer never came
-
-    assert failed.status >= 500, detail(failed)
-    assert world.active_entitlements(subscription_id) == []
-    assert seen == []
-    world.zentitle_emulator.clear_faults()
-    retried = world.deliver(event)
-    assert retried.status == 200, detail(retried)
-    assert retried.outcome.kind is OutcomeKind.REVOKED, detail(retried)
-    assert [o.kind for o in seen] == [OutcomeKind.REVOKED]
-    again = world.deliver(event)
-    assert again.outcome.kind is OutcomeKind.DUPLICATE
-    assert len(seen) == 1
+    assert_lost_disable_is_revoked_on_retry(world, subscription_id, event, seen)
