@@ -249,6 +249,39 @@ def test_find_entitlement_groups_matches_order_ref_client_side(
     assert [g.id for g in client.find_entitlement_groups("in_1")] == ["egr_1", "egr_3"]
 
 
+def test_find_entitlement_groups_pages_on_by_the_items_seen_not_the_matches(
+    client: ZentitleClient, router: respx.MockRouter
+) -> None:
+    # 100 items with one match, then a short page: `elementsTotal` (101) is reached by
+    # the items seen; counting the parsed matches would ask for a third page.
+    first = [{"id": f"egr_{i}", "orderRefId": f"sub_{i}"} for i in range(100)]
+    second = [{"id": "egr_x", "orderRefId": "sub_7"}]
+    route = router.get(f"{API}/api/v1/entitlements/groups").mock(
+        side_effect=[
+            httpx.Response(200, json={"items": first, "elementsTotal": 101}),
+            httpx.Response(200, json={"items": second, "elementsTotal": 101}),
+            httpx.Response(500),
+        ]
+    )
+    found = client.find_entitlement_groups("sub_7", customer_id="cust_1")
+    assert [g.id for g in found] == ["egr_7", "egr_x"]
+    assert route.call_count == 2
+
+
+def test_find_entitlement_groups_parses_only_the_matches(
+    client: ZentitleClient, router: respx.MockRouter
+) -> None:
+    # A search reads `orderRefId` of every entry; an entry of another order that this
+    # client could not parse (no id) does not fail it, a matching one still does.
+    items = [{"orderRefId": "sub_other"}, {"id": "egr_1", "orderRefId": "sub_1"}]
+    router.get(f"{API}/api/v1/entitlements/groups").respond(
+        200, json={"items": items, "elementsTotal": 2}
+    )
+    assert [g.id for g in client.find_entitlement_groups("sub_1")] == ["egr_1"]
+    with pytest.raises(ZentitleAPIError, match="id"):
+        client.find_entitlement_groups("sub_other")
+
+
 def test_get_retries_with_backoff(
     client: ZentitleClient, router: respx.MockRouter, sleeps: list[float]
 ) -> None:

@@ -350,3 +350,17 @@ def test_indexed_lookups_answer_as_a_scan_would(
     plan = emulator.add_plan(product)
     with pytest.raises(ValueError, match="SKU 'pro' exists"):
         emulator.add_offering(sku="pro", product_id=product, plan_id=plan)
+
+
+def test_serving_seconds_counts_the_emulators_own_time(
+    emulator: ZentitleEmulator, http: httpx.Client
+) -> None:
+    # What a benchmark subtracts to get the library's time: a slow answer's delay is
+    # the service's, and is counted, also when the answer fails.
+    before = emulator.serving_seconds
+    emulator.inject_fault("GET", "offerings", "slow", delay=0.05)
+    assert http.get("/api/v1/offerings").status_code == 200
+    emulator.inject_fault("GET", "offerings", "timeout")
+    with pytest.raises(httpx.ReadTimeout):
+        http.get("/api/v1/offerings")
+    assert emulator.serving_seconds - before >= 0.05

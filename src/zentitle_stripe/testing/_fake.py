@@ -164,6 +164,11 @@ class FakeService(_Served, Generic[_Kind]):
         self.check_contract = check_contract and contract is not None
         """Hold every request, answer and webhook to the contract (on when there is one)."""
         self.requests: list[RecordedRequest] = []
+        self.serving_seconds = 0.0
+        """Seconds spent answering in process (through
+        [`transport`][zentitle_stripe.testing.FakeService.transport], faults' delays
+        included): the emulator's own cost, which a benchmark subtracts from its wall
+        time to get the library's (a real service's time is its latency)."""
         self._contract = contract
         self._lock = threading.RLock()
         self._faults = Faults()
@@ -277,6 +282,15 @@ class FakeService(_Served, Generic[_Kind]):
             yield url
 
     def _handle_httpx(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        try:
+            return self._answer_httpx(request)
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self.serving_seconds += elapsed
+
+    def _answer_httpx(self, request: httpx.Request) -> httpx.Response:
         incoming = Incoming(
             request.method,
             request.url.path,

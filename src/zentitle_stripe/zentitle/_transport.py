@@ -284,13 +284,16 @@ class Transport:
         params: Mapping[str, str] | None = None,
         *,
         max_pages: int | None = None,
+        keep: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> list[_ModelT]:
         """Every item of a paged list, following `pageNumber` until `elementsTotal`
-        (or only the first `max_pages` pages: a bounded search).
+        (or only the first `max_pages` pages: a bounded search); with `keep`, only the
+        items it accepts are parsed (a search reads a few fields of many items).
 
         Also stops on a short or empty page, so a missing `elementsTotal` cannot loop.
         """
         results: list[_ModelT] = []
+        seen = 0
         page = 1
         while True:
             query: dict[str, str | int] = {**(params or {}), "pageNumber": page}
@@ -300,16 +303,23 @@ class Transport:
             items = body.get("items") if isinstance(body, Mapping) else None
             if not isinstance(items, list):
                 raise _errors.unexpected("GET", path, response, "no 'items' list")
+            seen += len(items)
             try:
-                results.extend(parse(item) for item in items)
+                results.extend(parse(item) for item in items if keep is None or _kept(keep, item))
             except (ValueError, TypeError, AttributeError) as exc:
                 raise _errors.unexpected("GET", path, response, str(exc)) from None
             total = body.get("elementsTotal")
-            if len(items) < PAGE_SIZE or (isinstance(total, int) and len(results) >= total):
+            if len(items) < PAGE_SIZE or (isinstance(total, int) and seen >= total):
                 return results
             if max_pages is not None and page >= max_pages:
                 return results
             page += 1
+
+
+def _kept(keep: Callable[[Mapping[str, Any]], bool], item: Any) -> bool:
+    """`keep(item)`, for an item that is an object; anything else goes to the parser,
+    which refuses it as it would without `keep`."""
+    return not isinstance(item, Mapping) or keep(item)
 
 
 def _out_of_time(

@@ -224,14 +224,23 @@ class ZentitleClient:
         """Listed without `expand`, as Nalpeiron's own lookup does: matching needs only
         ids and `orderRefId`."""
         params = {"customerId": customer_id} if customer_id is not None else None
-        groups = self._list_groups(params, max_pages=max_pages)
+
+        def matches(item: Mapping[str, Any]) -> bool:  # only the matches are parsed
+            return item.get("orderRefId") == order_ref_id
+
+        groups = self._list_groups(params, max_pages=max_pages, keep=matches)
         return [g for g in groups if g.order_ref_id == order_ref_id]
 
     def _list_groups(
-        self, params: Mapping[str, str] | None, *, max_pages: int | None = None
+        self,
+        params: Mapping[str, str] | None,
+        *,
+        max_pages: int | None = None,
+        keep: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> list[EntitlementGroup]:
+        path = _path("entitlements", "groups")
         return self._api.get_all(
-            _path("entitlements", "groups"), EntitlementGroup.from_json, params, max_pages=max_pages
+            path, EntitlementGroup.from_json, params, max_pages=max_pages, keep=keep
         )
 
     # -- entitlements -------------------------------------------------------------------
