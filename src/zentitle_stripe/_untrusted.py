@@ -162,6 +162,8 @@ def checked_id(value: object, field: str, rule: str) -> str:
     """
     if type(value) is not str or not value:
         raise InvalidPayloadError(f"{field} is missing or not a string; {rule}")
+    if len(value) <= MAX_ID_LENGTH and value.isascii() and value.isprintable():
+        return value  # every id Stripe sends: ASCII has no surrogates, printable no NUL
     problem = _text_problem(value)
     if problem is None and len(value) > MAX_ID_LENGTH:
         problem = f"has {len(value)} characters, more than {MAX_ID_LENGTH}"

@@ -70,12 +70,17 @@ def _process_stripe(processor: EventProcessor, event: StripeEvent, owner: str) -
 
 def _ignored(event: StripeEvent) -> Outcome:
     """The outcome of an event no flow acts on (thin, or a type not handled)."""
-    if event.thin:
+    return _ignored_type(event.type, event.thin)
+
+
+@functools.lru_cache(maxsize=512)  # Stripe has a few hundred event types
+def _ignored_type(event_type: str, thin: bool) -> Outcome:
+    if thin:
         return Outcome.ignored(
-            f"thin event ({event.type}) notifications are not supported yet; "
+            f"thin event ({event_type}) notifications are not supported yet; "
             "send snapshot events to this endpoint"
         )
-    return Outcome.ignored(f"event type {event.type} is not one this endpoint acts on")
+    return Outcome.ignored(f"event type {event_type} is not one this endpoint acts on")
 
 
 def _settled(processor: EventProcessor, event: StripeEvent) -> Outcome | None:

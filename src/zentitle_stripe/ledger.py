@@ -12,13 +12,12 @@ Zentitle2: the work is a callable, whichever webhook it came from.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import telemetry
+from ._owners import new_owner
 from ._untrusted import finite_number
 from .exceptions import ConfigurationError, EventInProgress, LeaseLost, ZentitleStripeError
 from .fencing import Fence
@@ -35,13 +34,6 @@ logger = logging.getLogger("zentitle_stripe")
 
 Work = Callable[[str], Outcome]
 """The processing of one claimed event; called with the claim's owner (for locks)."""
-
-_HOST = socket.gethostname()
-
-
-def new_owner() -> str:
-    """A unique claim owner: host/pid/random (48 bits), readable in `events` listings."""
-    return f"{_HOST}/{os.getpid()}/{os.urandom(6).hex()}"
 
 
 class Ledger:
@@ -343,7 +335,6 @@ def log_answer(
     (5xx other than 503) are logged at ERROR, other failures (a refusal, 422, 503) at
     WARNING, everything else at INFO.
     """
-    duration_ms = round((time.perf_counter() - started) * 1000, 2)
     telemetry.event_answered(source, event_id, event_type, outcome.kind.value, status)
     if status >= 500 and status != 503:
         level = logging.ERROR
@@ -353,6 +344,7 @@ def log_answer(
         level = logging.INFO
     if not logger.isEnabledFor(level):
         return
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
     if not event_id:
         what = "webhook, not recorded"
     else:

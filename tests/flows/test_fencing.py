@@ -10,7 +10,9 @@ default lease (120 s) the remote calls of one attempt get 90 s.
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -384,3 +386,28 @@ def test_a_lease_that_is_not_a_positive_finite_number_is_refused(lease: float) -
     """`nan` passes every lease comparison, so it would switch the fence off silently."""
     with pytest.raises(ConfigurationError, match="lease_seconds"):
         Provisioner(storage=MemoryStorage(), webhook_secrets=["whsec_test"], lease_seconds=lease)
+
+
+def test_claim_owners_are_unique_in_a_process_and_in_a_forked_one() -> None:
+    # Numbered, not drawn per event: unique by the counter within a process, and a
+    # forked worker (the `worker` command's processes) gets its own pid and start.
+    from zentitle_stripe.ledger import new_owner
+
+    owners = [new_owner() for _ in range(1000)]
+    assert len(set(owners)) == 1000
+    host, pid, number = owners[0].rsplit("/", 2)
+    assert (pid, len(number)) == (str(os.getpid()), 12)
+    read, write = os.pipe()
+    with warnings.catch_warnings():  # 3.12+: "multi-threaded, fork() may deadlock"
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, new_owner().encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    theirs = os.read(read, 200).decode()
+    os.close(read)
+    assert os.WEXITSTATUS(status) == 0
+    assert theirs.rsplit("/", 2)[:2] == [host, str(child)]
+    assert theirs not in owners

@@ -192,6 +192,61 @@ def test_a_version_4_sqlite_file_keeps_its_settled_attempts(tmp_path: Path) -> N
         storage.close()
 
 
+def test_a_version_5_sqlite_file_trades_its_event_indexes_for_the_open_one(
+    tmp_path: Path,
+) -> None:
+    """Schema 6 indexes only the events not done: a settled event's insert writes the
+    table and its key, and the queue and the listings of failed events use the index."""
+    path = tmp_path / "v5.db"
+    SQLiteStorage(str(path)).close()
+    with sqlite3.connect(path) as conn:  # back to version 5
+        conn.executescript(
+            "DROP INDEX zs_events_open;"
+            "CREATE INDEX zs_events_received ON zs_events (received_at);"
+            "CREATE INDEX zs_events_status ON zs_events (status, received_at);"
+            "UPDATE zs_meta SET value = '5' WHERE key = 'schema_version';"
+        )
+    storage = SQLiteStorage(str(path))
+    try:
+        assert _sqlite_version(path) == (str(SCHEMA_VERSION),)
+        with sqlite3.connect(path) as conn:
+            indexes = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name = 'zs_events' AND sql IS NOT NULL"
+                )
+            }
+        assert indexes == {"zs_events_open"}
+        for i, status in enumerate((EventStatus.FAILED, EventStatus.DONE, EventStatus.FAILED)):
+            event = NewEvent(event_id=f"evt_{i}", source="stripe", type="t", payload=b"{}")
+            storage.claim_event(event, owner="w", lease_seconds=60, now=10.0 + i)
+            storage.finish_event(
+                event.event_id,
+                "stripe",
+                owner="w",
+                status=status,
+                outcome="x",
+                detail="",
+                error=None,
+                now=20.0,
+            )
+        failed = storage.list_events(status=EventStatus.FAILED)
+        assert [r.event_id for r in failed] == ["evt_2", "evt_0"]
+        plan = (
+            storage._conn()
+            .execute(
+                "EXPLAIN QUERY PLAN SELECT event_id FROM zs_events "
+                "WHERE status = 'failed' AND status <> 'done'"
+            )
+            .fetchall()
+        )
+        assert "zs_events_open" in str(plan)
+        assert [r.event_id for r in storage.list_events()] == ["evt_2", "evt_1", "evt_0"]
+    finally:
+        storage.close()
+
+
 def test_a_settled_event_taken_over_keeps_its_first_attempt(tmp_path: Path) -> None:
     """A replay of a settled event (`reclaim_done`) changes its row: the trigger writes
     the implied attempt first, so the history reads 1 (settled), then 2 (the replay)."""

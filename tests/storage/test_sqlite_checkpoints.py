@@ -135,7 +135,7 @@ def test_a_long_log_is_checkpointed_by_the_next_writer_holding_the_lock(
         _settle(storage, 5)  # a short log: a round leaves nothing to the writers
         checkpointer.checkpoint(conn)
         seen.clear()
-        _settle(storage, 60)  # ~360 pages
+        _settle(storage, 150)  # ~400 log pages (2-3 per settled event)
         assert seen[0] == ("INSERT", True)
         assert ("PRAGMA", True) not in seen
         checkpointer.checkpoint(conn)  # a round that finds the log too long

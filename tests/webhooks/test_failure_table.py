@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from zentitle_stripe import Outcome, OutcomeKind, Provisioner
+from zentitle_stripe import Outcome, OutcomeKind, Provisioner, WebhookResponse
 from zentitle_stripe.events import StripeEvent
 from zentitle_stripe.exceptions import (
     ConfigurationError,
@@ -174,3 +176,35 @@ def test_the_engine_answers_and_records_failures_by_the_table(
     assert record.last_error == f"{type(exc).__name__}: {exc}"
     tracebacks = [r for r in caplog.records if r.exc_info and "unexpected error" in r.message]
     assert len(tracebacks) == (1 if expected.log_traceback else 0)
+
+
+@given(
+    event_id=st.none() | st.text(),
+    event_type=st.none() | st.text(),
+    reason=st.text(),
+    kind=st.sampled_from(OutcomeKind),
+    retry_after=st.none() | st.floats(min_value=0, max_value=1e6),
+)
+def test_an_answer_body_is_the_json_of_its_four_fields(
+    event_id: str | None,
+    event_type: str | None,
+    reason: str,
+    kind: OutcomeKind,
+    retry_after: float | None,
+) -> None:
+    # The body is written by hand (a hot path): it must be what `json.dumps` writes,
+    # escapes and quotes included.
+    response = WebhookResponse.build(
+        200,
+        Outcome(kind, reason),
+        event_id=event_id,
+        event_type=event_type,
+        retry_after=retry_after,
+    )
+    fields = {"event_id": event_id, "type": event_type, "outcome": kind.value, "detail": reason}
+    assert response.body == json.dumps(fields, separators=(",", ":")).encode()
+    assert json.loads(response.body) == fields
+    expected = {"Content-Type": "application/json"}
+    if retry_after is not None:
+        expected["Retry-After"] = str(max(1, round(retry_after)))
+    assert dict(response.headers) == expected

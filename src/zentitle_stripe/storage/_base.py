@@ -317,7 +317,12 @@ class Storage(Protocol):
         source: str | None = None,
         limit: int = 100,
     ) -> list[EventRecord]:
-        """Recorded events, most recently received first, optionally filtered."""
+        """Recorded events, most recently received first, optionally filtered.
+
+        "Received" is by the storage's clock (`now` when recorded); a backend may take
+        that order from the order it recorded them in (SQLite does), so events recorded
+        while the clock was set back may come in the order recorded.
+        """
         ...
 
     def get_subscription(self, subscription_id: str) -> SubscriptionState | None:

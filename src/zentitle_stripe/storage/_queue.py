@@ -17,14 +17,22 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from ._base import EVENT_COLUMNS, EventRecord, EventStatus, NewEvent
-from ._sql import INSERT_EVENT, SELECT_EVENT, TAKE_OVER_EVENT, Row, record_in, take_over_params
+from ._sql import (
+    INSERT_EVENT,
+    OPEN_EVENTS,
+    SELECT_EVENT,
+    TAKE_OVER_EVENT,
+    Row,
+    record_in,
+    take_over_params,
+)
 
 __all__ = ["QueueStats", "QueueStorage"]
 
 THROTTLE_OWNER = "zs:throttle"
 _DUE = (
     f"SELECT {EVENT_COLUMNS} FROM zs_events "  # noqa: S608
-    "WHERE status IN ('queued', 'processing') AND lease_expires <= %s "
+    f"WHERE status IN ('queued', 'processing') AND {OPEN_EVENTS} AND lease_expires <= %s "
     "ORDER BY lease_expires, received_at LIMIT 1"
 )
 _REQUEUE = (
@@ -32,10 +40,10 @@ _REQUEUE = (
     "WHERE source = %s AND event_id = %s AND status = 'failed'"
 )
 _STATS = (
-    "SELECT count(*), min(received_at) FROM zs_events "
-    "WHERE status = 'queued' AND lease_expires <= %s"
+    "SELECT count(*), min(received_at) FROM zs_events "  # noqa: S608
+    f"WHERE status = 'queued' AND {OPEN_EVENTS} AND lease_expires <= %s"
 )
-_ALL_QUEUED = "SELECT count(*) FROM zs_events WHERE status = 'queued'"
+_ALL_QUEUED = f"SELECT count(*) FROM zs_events WHERE status = 'queued' AND {OPEN_EVENTS}"  # noqa: S608
 _THROTTLE = (
     "INSERT INTO zs_locks (name, owner, expires) VALUES (%s, %s, %s) "
     "ON CONFLICT (name) DO UPDATE SET expires = excluded.expires "

@@ -27,6 +27,9 @@ from ._history import ATTEMPT_COLUMNS, with_history
 
 Row = Sequence[Any]
 
+OPEN_EVENTS = "status <> 'done'"
+"""A term of every query for events not done: SQLite uses its index of them (which a
+settled event never touches) only for a query that says it, in these words."""
 SELECT_EVENT = f"SELECT {EVENT_COLUMNS} FROM zs_events WHERE source = %s AND event_id = %s"  # noqa: S608
 INSERT_EVENT = (
     f"INSERT INTO zs_events ({EVENT_COLUMNS}) "  # noqa: S608
@@ -121,6 +124,9 @@ class SQLStorage(StorageBackend):
 
     _insertion_order: ClassVar[str]
     """The column that orders events received in the same instant, oldest first."""
+    _newest_first: ClassVar[str] = "received_at DESC"
+    """How `list_events` orders events, most recently received first (before
+    `_insertion_order`, for events received in the same instant)."""
     _ping: ClassVar[str]
     """The health-check query."""
 
@@ -156,6 +162,8 @@ class SQLStorage(StorageBackend):
         if query.status is not None:
             clauses.append("status = %s")
             params.append(query.status.value)
+            if query.status is not EventStatus.DONE:
+                clauses.append(OPEN_EVENTS)
         if query.source is not None:
             clauses.append("source = %s")
             params.append(query.source)
@@ -165,7 +173,7 @@ class SQLStorage(StorageBackend):
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         statement = (
             f"SELECT {EVENT_COLUMNS} FROM zs_events {where} "  # noqa: S608
-            f"ORDER BY received_at DESC, {self._insertion_order} DESC LIMIT %s"
+            f"ORDER BY {self._newest_first}, {self._insertion_order} DESC LIMIT %s"
         )
         rows = self._fetch("list events", statement, (*params, query.limit))
         return self._with_history([EventRecord.from_row(row) for row in rows])

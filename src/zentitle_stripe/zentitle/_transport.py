@@ -286,15 +286,11 @@ class Transport:
         max_pages: int | None = None,
         keep: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> list[_ModelT]:
-        """Every item of a paged list, following `pageNumber` until `elementsTotal`
-        (or only the first `max_pages` pages: a bounded search); with `keep`, only the
-        items it accepts are parsed (a search reads a few fields of many items).
-
-        Also stops on a short or empty page, so a missing `elementsTotal` cannot loop.
-        """
+        """Every item of a paged list (those `keep` accepts: a search parses only its
+        matches), following `pageNumber` until `elementsTotal` (or `max_pages`: a
+        bounded search); a short or empty page also ends it, so none can loop."""
         results: list[_ModelT] = []
-        seen = 0
-        page = 1
+        seen, page = 0, 1  # items read, the page to ask for
         while True:
             query: dict[str, str | int] = {**(params or {}), "pageNumber": page}
             query["pageSize"] = PAGE_SIZE
