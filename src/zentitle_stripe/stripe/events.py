@@ -21,7 +21,15 @@ from typing import Any
 
 import attrs
 
-from .._untrusted import checked_id, checked_int64, load_json, shown
+from .._untrusted import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_ID_LENGTH,
+    checked_id,
+    checked_int64,
+    load_json,
+    shown,
+)
 from ..exceptions import InvalidPayloadError
 from ._fields import (
     EMPTY,
@@ -153,6 +161,12 @@ class Subscription:
     """The current period's start: top-level before basil, on the items since."""
 
 
+def _plain_id(value: str) -> bool:
+    """The common id, which `checked_id` would return as it is: printable ASCII of at
+    most `MAX_ID_LENGTH` characters."""
+    return 0 < len(value) <= MAX_ID_LENGTH and value.isascii() and value.isprintable()
+
+
 def parse_event(payload: bytes | str) -> StripeEvent:
     """Parse a verified body into a [`StripeEvent`][zentitle_stripe.stripe.events.StripeEvent].
 
@@ -170,11 +184,13 @@ def parse_event(payload: bytes | str) -> StripeEvent:
         raise InvalidPayloadError(
             'body is not a Stripe event: expected an object with "object": "event" and an id'
         )
-    event_id = checked_id(event_id, "event id", _ENVELOPE_RULE)
+    if not _plain_id(event_id):  # the label is built only for a refusal
+        event_id = checked_id(event_id, "event id", _ENVELOPE_RULE)
     event_type = data.get("type")
     if not isinstance(event_type, str) or not event_type:
         raise InvalidPayloadError(f"event {event_id} has no type")
-    event_type = checked_id(event_type, f"event {event_id}: type", _ENVELOPE_RULE)
+    if not _plain_id(event_type):
+        event_type = checked_id(event_type, f"event {event_id}: type", _ENVELOPE_RULE)
     thin = kind == "v2.core.event"
     obj: Any = EMPTY
     if not thin:
@@ -182,10 +198,13 @@ def parse_event(payload: bytes | str) -> StripeEvent:
         obj = event_data.get("object") if isinstance(event_data, dict) else None
         if not isinstance(obj, dict):
             raise InvalidPayloadError(f"event {event_id} has no data.object")
+    created = data.get("created")
     return StripeEvent(
         id=event_id,
         type=event_type,
-        created=checked_int64(data.get("created"), f"event {event_id}: created"),
+        created=created
+        if type(created) is int and INT64_MIN <= created <= INT64_MAX
+        else checked_int64(created, f"event {event_id}: created"),
         api_version=as_str(data.get("api_version")),
         livemode=data.get("livemode") is True,
         object=obj,
