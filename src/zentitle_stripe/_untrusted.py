@@ -153,6 +153,13 @@ def usable_text(value: object) -> str | None:
     return value if type(value) is str and value and storable_text(value) else None
 
 
+def plain_id(value: str) -> bool:
+    """Whether `value` is an id as Stripe sends them, which `checked_id` returns as it
+    is: printable ASCII (so no surrogate, no NUL) of 1 to `MAX_ID_LENGTH` characters. A
+    fast path: a caller can skip building `checked_id`'s labels."""
+    return 0 < len(value) <= MAX_ID_LENGTH and value.isascii() and value.isprintable()
+
+
 def checked_id(value: object, field: str, rule: str) -> str:
     """`value` if it is a usable id; otherwise raise, naming `field` and what is wrong.
 
@@ -162,8 +169,8 @@ def checked_id(value: object, field: str, rule: str) -> str:
     """
     if type(value) is not str or not value:
         raise InvalidPayloadError(f"{field} is missing or not a string; {rule}")
-    if len(value) <= MAX_ID_LENGTH and value.isascii() and value.isprintable():
-        return value  # every id Stripe sends: ASCII has no surrogates, printable no NUL
+    if plain_id(value):
+        return value
     problem = _text_problem(value)
     if problem is None and len(value) > MAX_ID_LENGTH:
         problem = f"has {len(value)} characters, more than {MAX_ID_LENGTH}"

@@ -227,7 +227,10 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
         try:
             yield
         except sqlite3.Error as exc:
-            raise StorageError(f"SQLite storage {self.path!r} could not {doing}: {exc}") from exc
+            raise self._error(doing, exc) from exc
+
+    def _error(self, doing: str, exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"SQLite storage {self.path!r} could not {doing}: {exc}")
 
     @contextmanager
     def _writing(self, conn: sqlite3.Connection) -> Iterator[None]:
@@ -285,9 +288,7 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
             finally:
                 self._writer.release()
         except sqlite3.Error as exc:
-            raise StorageError(
-                f"SQLite storage {self.path!r} could not record an event: {exc}"
-            ) from exc
+            raise self._error("record an event", exc) from exc
         self._checkpointer.committed()
         return bool(changed == 1)
 
@@ -310,9 +311,7 @@ class SQLiteStorage(SQLHooks, SQLQueue, SQLStorage):
             except sqlite3.Error as exc:
                 if isinstance(exc, sqlite3.OperationalError) and _busy(exc):
                     return None
-                raise StorageError(
-                    f"SQLite storage {self.path!r} could not record an event: {exc}"
-                ) from exc
+                raise self._error("record an event", exc) from exc
         finally:
             self._writer.release()
         self._checkpointer.committed()

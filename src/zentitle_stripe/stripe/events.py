@@ -24,10 +24,10 @@ import attrs
 from .._untrusted import (
     INT64_MAX,
     INT64_MIN,
-    MAX_ID_LENGTH,
     checked_id,
     checked_int64,
     load_json,
+    plain_id,
     shown,
 )
 from ..exceptions import InvalidPayloadError
@@ -161,12 +161,6 @@ class Subscription:
     """The current period's start: top-level before basil, on the items since."""
 
 
-def _plain_id(value: str) -> bool:
-    """The common id, which `checked_id` would return as it is: printable ASCII of at
-    most `MAX_ID_LENGTH` characters."""
-    return 0 < len(value) <= MAX_ID_LENGTH and value.isascii() and value.isprintable()
-
-
 def parse_event(payload: bytes | str) -> StripeEvent:
     """Parse a verified body into a [`StripeEvent`][zentitle_stripe.stripe.events.StripeEvent].
 
@@ -184,12 +178,12 @@ def parse_event(payload: bytes | str) -> StripeEvent:
         raise InvalidPayloadError(
             'body is not a Stripe event: expected an object with "object": "event" and an id'
         )
-    if not _plain_id(event_id):  # the label is built only for a refusal
+    if not plain_id(event_id):  # the label is built only for a refusal
         event_id = checked_id(event_id, "event id", _ENVELOPE_RULE)
     event_type = data.get("type")
     if not isinstance(event_type, str) or not event_type:
         raise InvalidPayloadError(f"event {event_id} has no type")
-    if not _plain_id(event_type):
+    if not plain_id(event_type):
         event_type = checked_id(event_type, f"event {event_id}: type", _ENVELOPE_RULE)
     thin = kind == "v2.core.event"
     obj: Any = EMPTY
