@@ -37,6 +37,7 @@ __all__ = [
     "MAX_RENEWS_PER_EVENT",
     "remember_invoice",
     "renew",
+    "renew_until_covered",
 ]
 
 COVERAGE_SLACK = 24 * 3600
@@ -77,7 +78,7 @@ def renew(
         entitlement.id
         for entitlement in group.entitlements
         if entitlement.status not in _INACTIVE
-        and _renew_until_covered(ctx, entitlement.id, period_end, (reads or {}).get(entitlement.id))
+        and renew_until_covered(ctx, entitlement.id, period_end, (reads or {}).get(entitlement.id))
     ]
     state = attrs.evolve(
         state, renewed_invoices=remember_invoice(state.renewed_invoices, invoice.id)
@@ -105,7 +106,7 @@ def remember_invoice(invoices: tuple[str, ...], invoice_id: str) -> tuple[str, .
     return (*invoices, invoice_id)[-MAX_REMEMBERED_INVOICES:]
 
 
-def _renew_until_covered(
+def renew_until_covered(
     ctx: FlowContext, entitlement_id: str, period_end: int, known: Entitlement | None = None
 ) -> bool:
     """Renew one entitlement until its expiry covers `period_end`; True if renewed.

@@ -41,8 +41,7 @@ from .cancellation import disable_group, subscription_deleted
 from .context import FlowContext, day, logger
 from .items import desired_items
 from .markers import DONE
-from .renewal import COVERAGE_SLACK
-from .renewal import _renew_until_covered as renew_until_covered
+from .renewal import COVERAGE_SLACK, renew_until_covered
 
 if TYPE_CHECKING:
     from ..zentitle.models import Entitlement, EntitlementGroup
