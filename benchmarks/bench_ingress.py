@@ -191,7 +191,7 @@ def _nowait(provisioner: Provisioner) -> PathFn:
 
 
 def _statement(storage: SQLiteStorage) -> PathFn:
-    """The storage's part alone: `record_settled`, one INSERT (its trigger included)."""
+    """The storage's part alone: `record_settled`, one INSERT (table and key: 2 pages)."""
 
     def run(batch: list[tuple[bytes, str]]) -> None:
         for body, _ in batch:
